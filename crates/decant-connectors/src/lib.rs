@@ -1,0 +1,22 @@
+//! Sources and targets for PostgreSQL, MySQL/MariaDB and SQLite, behind two small traits.
+//!
+//! Each system lives in its own folder, split by role: `introspect`, `source`, `target`, `types`
+//! (the type mapping table) and `ddl`. `registry` is the one place that names them all.
+
+pub mod batch;
+pub mod error;
+pub mod mysql;
+pub mod postgres;
+pub mod registry;
+pub mod sqlite;
+pub mod testkit;
+pub mod traits;
+
+pub use error::ConnectorError;
+pub use registry::{connect_source, connect_target};
+pub use traits::{
+    ChunkMarker, DdlSet, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,
+};
+
+/// Name of the table on every target that records committed chunks (see DESIGN.md, exactly once).
+pub const MARKER_TABLE: &str = "_decant_chunks";

@@ -1,0 +1,152 @@
+//! The two traits every system implements: `Source` (introspect, chunk, read) and `Target`
+//! (types, DDL, exactly-once chunk writes).
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use decant_core::plan::Policies;
+use decant_core::{Catalog, ChunkSpec, Dialect, ForeignKey, Index, LogicalType, Table, TableName};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::error::ConnectorError;
+
+/// One column to read, with the logical type the source must produce for it.
+#[derive(Debug, Clone)]
+pub struct ReadColumn {
+    pub name: String,
+    pub native_type: String,
+    pub logical: LogicalType,
+}
+
+/// What to read: some columns of one table, one chunk of it, in batches of `batch_rows`.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub table: TableName,
+    pub columns: Vec<ReadColumn>,
+    pub chunk: ChunkSpec,
+    pub batch_rows: usize,
+    /// The Arrow schema of the batches to send: one field per column, `logical.arrow_type()`.
+    pub schema: SchemaRef,
+    pub policies: Policies,
+}
+
+/// A source system: introspection, chunk planning and streaming reads.
+#[async_trait]
+pub trait Source: Send + Sync {
+    fn dialect(&self) -> Dialect;
+
+    /// Tables (with columns, keys, indexes, foreign keys, checks, estimates) and views.
+    /// `schemas` limits PostgreSQL to those schemas; empty means every non-system schema.
+    async fn introspect(&self, schemas: &[String]) -> Result<Catalog, ConnectorError>;
+
+    /// Splits a table into chunks of about `chunk_rows` rows with stable ids.
+    async fn plan_chunks(
+        &self,
+        table: &Table,
+        chunk_rows: u64,
+    ) -> Result<Vec<ChunkSpec>, ConnectorError>;
+
+    /// Streams one chunk's rows as batches into `tx`, returning the number of rows sent.
+    async fn read_chunk(
+        &self,
+        request: &ReadRequest,
+        tx: mpsc::Sender<RecordBatch>,
+    ) -> Result<u64, ConnectorError>;
+
+    /// Exact row count of a table.
+    async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
+}
+
+/// A column as it will be created on the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetColumn {
+    pub name: String,
+    /// The native type used in DDL.
+    pub native_type: String,
+    /// The logical type of the values the writer receives (Arrow type: `logical.arrow_type()`).
+    pub logical: LogicalType,
+    pub nullable: bool,
+    pub auto_increment: bool,
+}
+
+/// A table as it will be created on the target: names are target names.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetTable {
+    pub name: TableName,
+    pub columns: Vec<TargetColumn>,
+    pub primary_key: Vec<String>,
+    pub unique_keys: Vec<Index>,
+    pub indexes: Vec<Index>,
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// The statements that create a table, split by when they run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DdlSet {
+    /// Before the data: schema and table (with the primary key inline where the system needs it).
+    pub create: Vec<String>,
+    /// After the data: primary key (where it was not inline), unique constraints, indexes.
+    pub indexes: Vec<String>,
+    /// After every table's data and indexes: foreign keys.
+    pub foreign_keys: Vec<String>,
+    /// After the data: identity / auto-increment positions set past the loaded maximum.
+    pub sequences: Vec<String>,
+    pub drop: String,
+    pub truncate: String,
+}
+
+/// A committed chunk, as recorded in the target's marker table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkMarker {
+    pub table: String,
+    pub chunk_id: String,
+    pub rows: u64,
+}
+
+/// A target system: type mapping, DDL, and chunk writes that commit rows and marker together.
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn dialect(&self) -> Dialect;
+
+    /// The schema tables go to when the plan names none (`public` on PostgreSQL).
+    fn default_schema(&self) -> Option<String>;
+
+    /// The native type this target creates for a logical type (its half of the mapping table).
+    fn native_type(&self, logical: &LogicalType) -> Result<String, ConnectorError>;
+
+    /// The logical type of one of this target's native types (for plan overrides).
+    fn parse_native_type(&self, native: &str) -> Result<LogicalType, ConnectorError>;
+
+    /// The DDL for a table; `primary_key_after_load` asks for the key after the data where the
+    /// system can add it later.
+    fn ddl(&self, table: &TargetTable, primary_key_after_load: bool) -> DdlSet;
+
+    async fn table_exists(&self, table: &TableName) -> Result<bool, ConnectorError>;
+
+    /// Runs statements in order.
+    async fn execute(&self, statements: &[String]) -> Result<(), ConnectorError>;
+
+    /// Creates the marker table if it does not exist.
+    async fn prepare_markers(&self) -> Result<(), ConnectorError>;
+
+    /// The chunks of `job` already committed.
+    async fn committed_chunks(&self, job: &str) -> Result<Vec<ChunkMarker>, ConnectorError>;
+
+    /// Forgets the markers of `job` (used by `--restart`).
+    async fn delete_markers(&self, job: &str) -> Result<(), ConnectorError>;
+
+    /// Writes every batch received on `rx` into `table` and records the marker
+    /// (`job`, `table`, `chunk_id`, rows) in the same transaction. Nothing is committed unless
+    /// the channel closes normally; returns rows written.
+    async fn write_chunk(
+        &self,
+        job: &str,
+        table: &TargetTable,
+        chunk_id: &str,
+        rx: mpsc::Receiver<RecordBatch>,
+    ) -> Result<u64, ConnectorError>;
+
+    /// Exact row count of a table.
+    async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
+}

@@ -1,0 +1,44 @@
+//! Chunks: the unit of parallelism, checkpoint, retry and (later) validation.
+
+use serde::{Deserialize, Serialize};
+
+/// Which rows of a table a chunk covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChunkRange {
+    /// The whole table in one chunk (no usable key, or a small table).
+    Whole,
+    /// `lo <= key < hi` on a single integer key column; `None` is unbounded on that side.
+    IntKey {
+        column: String,
+        lo: Option<i64>,
+        hi: Option<i64>,
+    },
+    /// PostgreSQL physical pages `[lo, hi)` of a table without a key, read by `ctid`.
+    CtidPages { lo: u64, hi: u64 },
+}
+
+/// A chunk of one table, with a stable id that names it in markers and the control store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkSpec {
+    /// Stable within a job: the same plan and source give the same ids, so resume can match them.
+    pub id: String,
+    pub range: ChunkRange,
+    /// Rows the source expects in the chunk (an estimate, for progress and ETA).
+    pub estimated_rows: u64,
+}
+
+impl ChunkRange {
+    /// A short human description, used in errors: the key range of a failed chunk.
+    pub fn describe(&self) -> String {
+        match self {
+            ChunkRange::Whole => "whole table".into(),
+            ChunkRange::IntKey { column, lo, hi } => {
+                let lo = lo.map_or("-inf".to_string(), |v| v.to_string());
+                let hi = hi.map_or("+inf".to_string(), |v| v.to_string());
+                format!("{column} in [{lo}, {hi})")
+            }
+            ChunkRange::CtidPages { lo, hi } => format!("pages [{lo}, {hi})"),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Decant's shared vocabulary: plan model, logical types, schema catalog, identifiers and quoting.
+
+pub mod catalog;
+pub mod chunk;
+pub mod error;
+pub mod ident;
+pub mod plan;
+pub mod size;
+pub mod types;
+pub mod url;
+
+pub use catalog::{Catalog, CheckConstraint, Column, ForeignKey, Index, Table, TableName, View};
+pub use chunk::{ChunkRange, ChunkSpec};
+pub use error::{CoreError, ErrorDomain};
+pub use ident::{Dialect, quote_ident, quote_literal};
+pub use types::LogicalType;
+pub use url::ConnectionUrl;

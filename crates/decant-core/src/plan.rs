@@ -1,0 +1,369 @@
+//! The migration plan: what to move, where, and how. TOML on disk, the same structs as JSON in the API.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+use crate::size::parse_size;
+use crate::url::ConnectionUrl;
+
+/// A migration plan. Every key but `source.url` and `target.url` has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The job's name: a rerun of a plan with the same name resumes that job.
+    /// Defaults to the plan file's name without extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    #[serde(default)]
+    pub load: LoadConfig,
+    /// Per-table settings, keyed by the source table's name (`name` or `schema.name`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tables: BTreeMap<String, TableConfig>,
+    /// Type rules applied to every column, in order; the first that matches wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cast: Vec<CastRule>,
+    #[serde(default)]
+    pub policies: Policies,
+}
+
+/// Where data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Connection URL; `${VAR}` is replaced by the environment variable `VAR` when connecting.
+    pub url: String,
+    /// Schemas to read (PostgreSQL); default: every schema but the system ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
+    /// Tables to migrate, as glob patterns (`*`, `?`) on `name` or `schema.name`; default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Tables to leave out, as glob patterns; applied after `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+/// Where data goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Connection URL; `${VAR}` is replaced by the environment variable `VAR` when connecting.
+    pub url: String,
+    /// Schema that receives the tables (PostgreSQL). Default: the source table's schema when the
+    /// source is PostgreSQL, else `public`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+/// What to do when a target table already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfExists {
+    /// Stop before touching anything (the default).
+    #[default]
+    Fail,
+    /// Empty the existing table, keep its definition.
+    Truncate,
+    /// Add rows to the existing table.
+    Append,
+    /// Drop the table and create it from the source's definition.
+    Drop,
+}
+
+/// How the load runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    /// Chunks loaded at the same time.
+    pub parallelism: usize,
+    /// Target rows per chunk (tables split on their integer key, or PostgreSQL pages).
+    pub chunk_rows: u64,
+    /// Rows per Arrow batch between reader and writer.
+    pub batch_rows: usize,
+    /// What to do when a target table exists.
+    pub if_exists: IfExists,
+    /// Bytes of batches in flight at most, e.g. `"256MB"`.
+    pub max_memory: String,
+    /// Create the primary key after the data (faster for new tables).
+    pub primary_key_after_load: bool,
+    /// Attempts per chunk when the connection drops (1 = no retry).
+    pub retries: u32,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            parallelism: 4,
+            chunk_rows: 250_000,
+            batch_rows: 8192,
+            if_exists: IfExists::Fail,
+            max_memory: "256MB".into(),
+            primary_key_after_load: true,
+            retries: 5,
+        }
+    }
+}
+
+impl LoadConfig {
+    pub fn max_memory_bytes(&self) -> Result<u64, CoreError> {
+        parse_size(&self.max_memory)
+    }
+}
+
+/// Settings for one table.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// The table's name on the target (default: the source name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename: Option<String>,
+    /// Leave the table out.
+    #[serde(default)]
+    pub skip: bool,
+    /// Overrides `load.if_exists` for this table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_exists: Option<IfExists>,
+    /// Overrides `load.chunk_rows` for this table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_rows: Option<u64>,
+    /// Per-column settings, keyed by the source column name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnConfig>,
+}
+
+/// Settings for one column.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    /// The column's name on the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename: Option<String>,
+    /// The target's native type for this column (e.g. `"text"`, `"numeric(20,0)"`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<String>,
+    /// Leave the column out.
+    #[serde(default)]
+    pub skip: bool,
+}
+
+/// A global type rule in the spirit of pgloader's CAST: columns whose source type matches get
+/// `target_type` on the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CastRule {
+    /// Matched case-insensitively against the column's native type: either the whole type
+    /// (`tinyint(1)`, `varchar(255)`) or its base name (`datetime`, `character varying`).
+    pub source_type: String,
+    /// Only columns with this name (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// The target's native type to create.
+    pub target_type: String,
+}
+
+/// What to do with values that the target cannot hold as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValuePolicy {
+    /// Fail the chunk, naming table, column and key range (the default: nothing changes silently).
+    #[default]
+    Fail,
+    /// Load NULL instead (the column must be nullable on the target).
+    Null,
+}
+
+/// Policies for values that need a decision.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policies {
+    /// MySQL zero dates (`0000-00-00`) and partial-zero dates (`2020-00-15`).
+    pub zero_date: ValuePolicy,
+}
+
+impl Plan {
+    /// Parses a TOML plan.
+    pub fn from_toml(text: &str) -> Result<Plan, CoreError> {
+        let plan: Plan = toml::from_str(text).map_err(|e| CoreError::Plan(e.to_string()))?;
+        plan.check()?;
+        Ok(plan)
+    }
+
+    /// Parses a JSON plan (the API's form).
+    pub fn from_json(text: &str) -> Result<Plan, CoreError> {
+        let plan: Plan = serde_json::from_str(text).map_err(|e| CoreError::Plan(e.to_string()))?;
+        plan.check()?;
+        Ok(plan)
+    }
+
+    /// Reads a plan file; its name defaults to the file's stem.
+    pub fn from_file(path: &Path) -> Result<Plan, CoreError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CoreError::Plan(format!("cannot read {}: {e}", path.display())))?;
+        let mut plan = if path.extension().is_some_and(|e| e == "json") {
+            Plan::from_json(&text)?
+        } else {
+            Plan::from_toml(&text)?
+        };
+        if plan.name.is_none() {
+            plan.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        Ok(plan)
+    }
+
+    /// Checks what serde cannot: values in range, URLs well-formed once resolved.
+    pub fn check(&self) -> Result<(), CoreError> {
+        let mut problems = Vec::new();
+        if self.load.parallelism == 0 {
+            problems.push("load.parallelism must be at least 1".to_string());
+        }
+        if self.load.chunk_rows == 0 {
+            problems.push("load.chunk_rows must be at least 1".to_string());
+        }
+        if self.load.batch_rows == 0 {
+            problems.push("load.batch_rows must be at least 1".to_string());
+        }
+        if let Err(e) = self.load.max_memory_bytes() {
+            problems.push(format!("load.max_memory: {e}"));
+        }
+        for (key, url) in [
+            ("source.url", &self.source.url),
+            ("target.url", &self.target.url),
+        ] {
+            if !url.contains("${") {
+                if let Err(e) = ConnectionUrl::parse(url) {
+                    problems.push(format!("{key}: {e}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::Plan(problems.join("; ")))
+        }
+    }
+
+    /// The job name, or `decant` when neither the plan nor a file gave one.
+    pub fn job_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("decant")
+    }
+
+    pub fn source_url(&self) -> Result<ConnectionUrl, CoreError> {
+        ConnectionUrl::parse(&expand_env(&self.source.url)?)
+    }
+
+    pub fn target_url(&self) -> Result<ConnectionUrl, CoreError> {
+        ConnectionUrl::parse(&expand_env(&self.target.url)?)
+    }
+}
+
+/// Replaces `${VAR}` with the environment variable `VAR`; `$${` stays a literal `${`.
+pub fn expand_env(text: &str) -> Result<String, CoreError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(lit) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = lit;
+        } else if let Some(var) = after.strip_prefix('{') {
+            let end = var
+                .find('}')
+                .ok_or_else(|| CoreError::Plan(format!("unclosed ${{ in `{text}`")))?;
+            let name = &var[..end];
+            let value = std::env::var(name).map_err(|_| CoreError::MissingEnv(name.to_string()))?;
+            out.push_str(&value);
+            rest = &var[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Glob matching with `*` and `?`, used for table selection.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_plan_parses_with_defaults() {
+        let plan = Plan::from_toml(
+            "[source]\nurl = \"mysql://root@127.0.0.1:3306/sakila\"\n[target]\nurl = \"postgres://root@127.0.0.1:5432/sakila\"\n",
+        )
+        .unwrap();
+        assert_eq!(plan.load, LoadConfig::default());
+        assert!(plan.tables.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Plan::from_toml(
+            "[source]\nurl = \"sqlite://a.db\"\nurll = 1\n[target]\nurl = \"sqlite://b.db\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn json_and_toml_are_the_same_structs() {
+        let toml = Plan::from_toml(
+            "[source]\nurl = \"sqlite://a.db\"\n[target]\nurl = \"sqlite://b.db\"\n[load]\nif_exists = \"append\"\n",
+        )
+        .unwrap();
+        let json = Plan::from_json(&serde_json::to_string(&toml).unwrap()).unwrap();
+        assert_eq!(toml, json);
+    }
+
+    #[test]
+    fn env_expansion() {
+        let home = std::env::var("HOME").expect("HOME is set");
+        assert_eq!(
+            expand_env("postgres://u:${HOME}@h/db").unwrap(),
+            format!("postgres://u:{home}@h/db")
+        );
+        assert_eq!(expand_env("a$${b}").unwrap(), "a${b}");
+        assert!(matches!(
+            expand_env("${DECANT_SURELY_UNSET_42}"),
+            Err(CoreError::MissingEnv(_))
+        ));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("film*", "film_actor"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("film*", "actor"));
+        assert!(glob_match("public.*", "public.t"));
+    }
+}
