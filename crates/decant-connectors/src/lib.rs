@@ -15,7 +15,8 @@ pub mod traits;
 pub use error::ConnectorError;
 pub use registry::{connect_source, connect_target};
 pub use traits::{
-    ChunkMarker, DdlSet, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,
+    ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, ReadColumn, ReadRequest, Source, Target,
+    TargetColumn, TargetTable, chunk_channel,
 };
 
 /// Name of the table on every target that records committed chunks (see DESIGN.md, exactly once).

@@ -6,7 +6,7 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use decant_core::plan::Policies;
 use decant_core::{Catalog, ChunkSpec, Dialect, ForeignKey, Index, LogicalType, Table, TableName};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::error::ConnectorError;
@@ -59,7 +59,7 @@ pub trait Source: Send + Sync {
 }
 
 /// A column as it will be created on the target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetColumn {
     pub name: String,
     /// The native type used in DDL.
@@ -71,7 +71,7 @@ pub struct TargetColumn {
 }
 
 /// A table as it will be created on the target: names are target names.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetTable {
     pub name: TableName,
     pub columns: Vec<TargetColumn>,
@@ -82,7 +82,7 @@ pub struct TargetTable {
 }
 
 /// The statements that create a table, split by when they run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DdlSet {
     /// Before the data: schema and table (with the primary key inline where the system needs it).
     pub create: Vec<String>,
@@ -94,6 +94,82 @@ pub struct DdlSet {
     pub sequences: Vec<String>,
     pub drop: String,
     pub truncate: String,
+}
+
+enum ChunkMessage {
+    Batch(RecordBatch),
+    End,
+}
+
+/// The sending half of one chunk's batch stream; see [`ChunkReceiver`].
+pub struct ChunkSender {
+    tx: mpsc::Sender<ChunkMessage>,
+}
+
+impl ChunkSender {
+    /// Sends a batch, waiting while the channel is full (backpressure).
+    pub async fn send(&self, batch: RecordBatch) -> Result<(), ConnectorError> {
+        self.tx
+            .send(ChunkMessage::Batch(batch))
+            .await
+            .map_err(|_| ConnectorError::ChannelClosed)
+    }
+
+    /// Marks the chunk complete: only now may the writer commit.
+    pub async fn finish(self) -> Result<(), ConnectorError> {
+        self.tx
+            .send(ChunkMessage::End)
+            .await
+            .map_err(|_| ConnectorError::ChannelClosed)
+    }
+}
+
+/// The receiving half of one chunk's batch stream. `recv` gives `Ok(None)` only after the
+/// sender called [`ChunkSender::finish`]; a sender dropped without finishing (its source failed,
+/// the job was cancelled) makes `recv` return an error. A writer therefore commits a chunk only
+/// when every row of it has arrived — never a partial chunk.
+pub struct ChunkReceiver {
+    rx: mpsc::Receiver<ChunkMessage>,
+    ended: bool,
+}
+
+impl ChunkReceiver {
+    fn map(&mut self, msg: Option<ChunkMessage>) -> Result<Option<RecordBatch>, ConnectorError> {
+        match msg {
+            _ if self.ended => Ok(None),
+            Some(ChunkMessage::Batch(b)) => Ok(Some(b)),
+            Some(ChunkMessage::End) => {
+                self.ended = true;
+                Ok(None)
+            }
+            None => Err(ConnectorError::ChannelClosed),
+        }
+    }
+
+    pub async fn recv(&mut self) -> Result<Option<RecordBatch>, ConnectorError> {
+        let msg = if self.ended {
+            None
+        } else {
+            self.rx.recv().await
+        };
+        self.map(msg)
+    }
+
+    /// For writers running on a blocking thread (`spawn_blocking`).
+    pub fn blocking_recv(&mut self) -> Result<Option<RecordBatch>, ConnectorError> {
+        let msg = if self.ended {
+            None
+        } else {
+            self.rx.blocking_recv()
+        };
+        self.map(msg)
+    }
+}
+
+/// A bounded channel for one chunk's batches; `capacity` batches may wait in it.
+pub fn chunk_channel(capacity: usize) -> (ChunkSender, ChunkReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (ChunkSender { tx }, ChunkReceiver { rx, ended: false })
 }
 
 /// A committed chunk, as recorded in the target's marker table.
@@ -137,14 +213,15 @@ pub trait Target: Send + Sync {
     async fn delete_markers(&self, job: &str) -> Result<(), ConnectorError>;
 
     /// Writes every batch received on `rx` into `table` and records the marker
-    /// (`job`, `table`, `chunk_id`, rows) in the same transaction. Nothing is committed unless
-    /// the channel closes normally; returns rows written.
+    /// (`job`, `table.name.to_string()`, `chunk_id`, rows) in the same transaction. Commits only
+    /// when `rx.recv()` returned `Ok(None)` (the sender finished); on any error it rolls back, so
+    /// neither rows nor marker stay. Returns rows written.
     async fn write_chunk(
         &self,
         job: &str,
         table: &TargetTable,
         chunk_id: &str,
-        rx: mpsc::Receiver<RecordBatch>,
+        rx: ChunkReceiver,
     ) -> Result<u64, ConnectorError>;
 
     /// Exact row count of a table.

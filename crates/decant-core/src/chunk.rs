@@ -14,8 +14,9 @@ pub enum ChunkRange {
         lo: Option<i64>,
         hi: Option<i64>,
     },
-    /// PostgreSQL physical pages `[lo, hi)` of a table without a key, read by `ctid`.
-    CtidPages { lo: u64, hi: u64 },
+    /// PostgreSQL physical pages `[lo, hi)` of a table without a key, read by `ctid`;
+    /// `hi = None` is unbounded, so rows in pages added after planning are not lost.
+    CtidPages { lo: u64, hi: Option<u64> },
 }
 
 /// A chunk of one table, with a stable id that names it in markers and the control store.
@@ -38,7 +39,10 @@ impl ChunkRange {
                 let hi = hi.map_or("+inf".to_string(), |v| v.to_string());
                 format!("{column} in [{lo}, {hi})")
             }
-            ChunkRange::CtidPages { lo, hi } => format!("pages [{lo}, {hi})"),
+            ChunkRange::CtidPages { lo, hi } => {
+                let hi = hi.map_or("end".to_string(), |v| v.to_string());
+                format!("pages [{lo}, {hi})")
+            }
         }
     }
 }

@@ -234,10 +234,10 @@ impl Plan {
             ("source.url", &self.source.url),
             ("target.url", &self.target.url),
         ] {
-            if !url.contains("${") {
-                if let Err(e) = ConnectionUrl::parse(url) {
-                    problems.push(format!("{key}: {e}"));
-                }
+            if !url.contains("${")
+                && let Err(e) = ConnectionUrl::parse(url)
+            {
+                problems.push(format!("{key}: {e}"));
             }
         }
         if problems.is_empty() {

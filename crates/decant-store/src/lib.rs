@@ -1,1 +1,480 @@
-//! placeholder
+//! Control-plane persistence: jobs, table mappings, chunk progress, errors and results.
+//!
+//! The embedded default is a SQLite file (`./.decant/state.db`); the schema lives in
+//! `migrations/`, applied at open.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, migrate::Migrator};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Errors of the control store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused a statement or could not be opened.
+    #[error("control store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema migrations failed.
+    #[error("control store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON document did not parse.
+    #[error("control store holds invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The state directory could not be created.
+    #[error("control store directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The lifecycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Initialized,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Initialized => "initialized",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> JobState {
+        match s {
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => JobState::Initialized,
+        }
+    }
+}
+
+/// A stored job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub name: String,
+    pub state: JobState,
+    pub plan_json: String,
+    pub plan_fingerprint: String,
+    pub schema_fingerprint: String,
+    pub error: Option<String>,
+    pub created_at: String,
+}
+
+/// One table of a job: how it maps, in which order it loads, and what was decided for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MappingRecord {
+    pub source_table: String,
+    pub target_table: String,
+    pub load_order: i64,
+    /// `create`, `truncate`, `append` or `drop`.
+    pub decision: String,
+    pub mapping_json: String,
+}
+
+/// One chunk's progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub table_name: String,
+    pub chunk_id: String,
+    pub chunk_order: i64,
+    pub range_json: String,
+    pub estimated_rows: i64,
+    pub state: String,
+    pub rows_done: i64,
+    pub attempts: i64,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+/// The control store.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `path` and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The newest job with this name, if any.
+    pub async fn latest_job(&self, name: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, state, plan_json, plan_fingerprint, schema_fingerprint, error, created_at \
+             FROM migration_jobs WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| job_from_row(&r)))
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, state, plan_json, plan_fingerprint, schema_fingerprint, error, created_at \
+             FROM migration_jobs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| job_from_row(&r)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_job(
+        &self,
+        id: &str,
+        name: &str,
+        plan_json: &str,
+        plan_fingerprint: &str,
+        schema_fingerprint: &str,
+        source_url: &str,
+        target_url: &str,
+    ) -> Result<(), StoreError> {
+        let t = now();
+        sqlx::query(
+            "INSERT INTO migration_jobs (id, name, state, plan_json, plan_fingerprint, schema_fingerprint, \
+             source_url, target_url, created_at, updated_at) VALUES (?, ?, 'initialized', ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(plan_json)
+        .bind(plan_fingerprint)
+        .bind(schema_fingerprint)
+        .bind(source_url)
+        .bind(target_url)
+        .bind(&t)
+        .bind(&t)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_job_state(
+        &self,
+        id: &str,
+        state: JobState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let t = now();
+        let finished = matches!(
+            state,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+        .then_some(&t);
+        sqlx::query("UPDATE migration_jobs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(error)
+            .bind(&t)
+            .bind(finished)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_summary(&self, id: &str, summary_json: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE migration_jobs SET summary_json = ? WHERE id = ?")
+            .bind(summary_json)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a job and everything recorded for it.
+    pub async fn delete_job(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM migration_jobs WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a job's table mappings and chunk plan in one transaction, so a resume never
+    /// sees a half-recorded plan.
+    pub async fn save_plan(
+        &self,
+        job: &str,
+        mappings: &[MappingRecord],
+        chunks: &[ChunkRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let t = now();
+        for m in mappings {
+            sqlx::query(
+                "INSERT INTO source_mappings (job_id, source_table, target_table, load_order, decision, mapping_json) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(job)
+            .bind(&m.source_table)
+            .bind(&m.target_table)
+            .bind(m.load_order)
+            .bind(&m.decision)
+            .bind(&m.mapping_json)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in chunks {
+            sqlx::query(
+                "INSERT INTO progress_tracking (job_id, table_name, chunk_id, chunk_order, range_json, estimated_rows, \
+                 state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+            )
+            .bind(job)
+            .bind(&c.table_name)
+            .bind(&c.chunk_id)
+            .bind(c.chunk_order)
+            .bind(&c.range_json)
+            .bind(c.estimated_rows)
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn mappings(&self, job: &str) -> Result<Vec<MappingRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source_table, target_table, load_order, decision, mapping_json FROM source_mappings \
+             WHERE job_id = ? ORDER BY load_order",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MappingRecord {
+                source_table: r.get(0),
+                target_table: r.get(1),
+                load_order: r.get(2),
+                decision: r.get(3),
+                mapping_json: r.get(4),
+            })
+            .collect())
+    }
+
+    pub async fn chunks(&self, job: &str) -> Result<Vec<ChunkRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT table_name, chunk_id, chunk_order, range_json, estimated_rows, state, rows_done, attempts \
+             FROM progress_tracking WHERE job_id = ? ORDER BY table_name, chunk_order",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ChunkRecord {
+                table_name: r.get(0),
+                chunk_id: r.get(1),
+                chunk_order: r.get(2),
+                range_json: r.get(3),
+                estimated_rows: r.get(4),
+                state: r.get(5),
+                rows_done: r.get(6),
+                attempts: r.get(7),
+            })
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_chunk(
+        &self,
+        job: &str,
+        table: &str,
+        chunk: &str,
+        state: &str,
+        rows: u64,
+        bytes: u64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE progress_tracking SET state = ?, rows_done = ?, bytes_done = ?, error = ?, updated_at = ?, \
+             attempts = attempts + CASE WHEN ? = 'running' THEN 1 ELSE 0 END \
+             WHERE job_id = ? AND table_name = ? AND chunk_id = ?",
+        )
+        .bind(state)
+        .bind(rows as i64)
+        .bind(bytes as i64)
+        .bind(error)
+        .bind(now())
+        .bind(state)
+        .bind(job)
+        .bind(table)
+        .bind(chunk)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn log_error(
+        &self,
+        job: &str,
+        table: Option<&str>,
+        chunk: Option<&str>,
+        domain: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job)
+        .bind(table)
+        .bind(chunk)
+        .bind(domain)
+        .bind(message)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn errors(&self, job: &str) -> Result<Vec<(Option<String>, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT table_name, message FROM error_logs WHERE job_id = ? ORDER BY id")
+                .bind(job)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn record_success(
+        &self,
+        job: &str,
+        table: &str,
+        rows_read: u64,
+        rows_written: u64,
+        target_rows: Option<u64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO success_records (job_id, table_name, rows_read, rows_written, target_rows, finished_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, table_name) DO UPDATE SET rows_read = excluded.rows_read, \
+             rows_written = excluded.rows_written, target_rows = excluded.target_rows, finished_at = excluded.finished_at",
+        )
+        .bind(job)
+        .bind(table)
+        .bind(rows_read as i64)
+        .bind(rows_written as i64)
+        .bind(target_rows.map(|v| v as i64))
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn job_from_row(r: &sqlx::sqlite::SqliteRow) -> JobRecord {
+    JobRecord {
+        id: r.get(0),
+        name: r.get(1),
+        state: JobState::parse(&r.get::<String, _>(2)),
+        plan_json: r.get(3),
+        plan_fingerprint: r.get(4),
+        schema_fingerprint: r.get(5),
+        error: r.get(6),
+        created_at: r.get(7),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_plans_and_chunks_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("state.db"))
+            .await
+            .unwrap();
+        store
+            .create_job("j1", "shop", "{}", "pf", "sf", "sqlite://a", "sqlite://b")
+            .await
+            .unwrap();
+        let mapping = MappingRecord {
+            source_table: "t".into(),
+            target_table: "t".into(),
+            load_order: 0,
+            decision: "create".into(),
+            mapping_json: "{}".into(),
+        };
+        let chunk = ChunkRecord {
+            table_name: "t".into(),
+            chunk_id: "whole".into(),
+            chunk_order: 0,
+            range_json: "{}".into(),
+            estimated_rows: 10,
+            state: "pending".into(),
+            rows_done: 0,
+            attempts: 0,
+        };
+        store.save_plan("j1", &[mapping], &[chunk]).await.unwrap();
+        store
+            .update_chunk("j1", "t", "whole", "running", 0, 0, None)
+            .await
+            .unwrap();
+        store
+            .update_chunk("j1", "t", "whole", "done", 10, 100, None)
+            .await
+            .unwrap();
+        let chunks = store.chunks("j1").await.unwrap();
+        assert_eq!(
+            (
+                chunks[0].state.as_str(),
+                chunks[0].rows_done,
+                chunks[0].attempts
+            ),
+            ("done", 10, 1)
+        );
+        assert_eq!(store.latest_job("shop").await.unwrap().unwrap().id, "j1");
+        store
+            .set_job_state("j1", JobState::Succeeded, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.job("j1").await.unwrap().unwrap().state,
+            JobState::Succeeded
+        );
+        store.delete_job("j1").await.unwrap();
+        assert!(
+            store.chunks("j1").await.unwrap().is_empty(),
+            "chunks go with their job"
+        );
+    }
+}

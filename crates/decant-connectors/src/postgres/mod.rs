@@ -1,102 +1,41 @@
-//! Postgres: introspection, source, target and the type mapping table.
+//! PostgreSQL: introspection, binary COPY source and target, DDL and the type mapping table.
 
-use arrow_array::RecordBatch;
-use async_trait::async_trait;
-use decant_core::{Catalog, ChunkSpec, ConnectionUrl, Dialect, LogicalType, Table, TableName};
-use tokio::sync::mpsc;
+mod codec;
+mod ddl;
+mod introspect;
+mod source;
+mod target;
+pub mod types;
+
+pub use source::PostgresSource;
+pub use target::{PostgresTarget, json_to_pg_array};
+
+use decant_core::{Dialect, TableName};
+use tokio_postgres::{Client, NoTls};
 
 use crate::error::ConnectorError;
-use crate::traits::{ChunkMarker, DdlSet, ReadRequest, Source, Target, TargetTable};
 
-fn pending() -> ConnectorError {
-    ConnectorError::Config("postgres connector is being written".into())
+/// Opens one connection and drives it on the runtime; sessions run in UTC.
+pub(crate) async fn connect(url: &str) -> Result<Client, ConnectorError> {
+    let (client, connection) =
+        tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(|e| ConnectorError::Connection {
+                system: Dialect::Postgres,
+                message: e.to_string(),
+            })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    client
+        .batch_execute("SET TIME ZONE 'UTC'; SET statement_timeout = 0")
+        .await?;
+    Ok(client)
 }
 
-pub struct PostgresSource;
-
-impl PostgresSource {
-    pub async fn connect(_url: &ConnectionUrl) -> Result<Self, ConnectorError> {
-        Err(pending())
-    }
-}
-
-#[async_trait]
-impl Source for PostgresSource {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    async fn introspect(&self, _schemas: &[String]) -> Result<Catalog, ConnectorError> {
-        Err(pending())
-    }
-    async fn plan_chunks(
-        &self,
-        _table: &Table,
-        _chunk_rows: u64,
-    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
-        Err(pending())
-    }
-    async fn read_chunk(
-        &self,
-        _request: &ReadRequest,
-        _tx: mpsc::Sender<RecordBatch>,
-    ) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
-    async fn count_rows(&self, _table: &TableName) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
-}
-
-pub struct PostgresTarget;
-
-impl PostgresTarget {
-    pub async fn connect(_url: &ConnectionUrl) -> Result<Self, ConnectorError> {
-        Err(pending())
-    }
-}
-
-#[async_trait]
-impl Target for PostgresTarget {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    fn default_schema(&self) -> Option<String> {
-        None
-    }
-    fn native_type(&self, _logical: &LogicalType) -> Result<String, ConnectorError> {
-        Err(pending())
-    }
-    fn parse_native_type(&self, _native: &str) -> Result<LogicalType, ConnectorError> {
-        Err(pending())
-    }
-    fn ddl(&self, _table: &TargetTable, _primary_key_after_load: bool) -> DdlSet {
-        DdlSet::default()
-    }
-    async fn table_exists(&self, _table: &TableName) -> Result<bool, ConnectorError> {
-        Err(pending())
-    }
-    async fn execute(&self, _statements: &[String]) -> Result<(), ConnectorError> {
-        Err(pending())
-    }
-    async fn prepare_markers(&self) -> Result<(), ConnectorError> {
-        Err(pending())
-    }
-    async fn committed_chunks(&self, _job: &str) -> Result<Vec<ChunkMarker>, ConnectorError> {
-        Err(pending())
-    }
-    async fn delete_markers(&self, _job: &str) -> Result<(), ConnectorError> {
-        Err(pending())
-    }
-    async fn write_chunk(
-        &self,
-        _job: &str,
-        _table: &TargetTable,
-        _chunk_id: &str,
-        _rx: mpsc::Receiver<RecordBatch>,
-    ) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
-    async fn count_rows(&self, _table: &TableName) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
+/// `"schema"."name"` (or `"name"`), quoted.
+pub(crate) fn qualified(table: &TableName) -> String {
+    decant_core::ident::quote_qualified(Dialect::Postgres, table.schema.as_deref(), &table.name)
 }

@@ -92,7 +92,7 @@ impl Target for SqliteTarget {
         _job: &str,
         _table: &TargetTable,
         _chunk_id: &str,
-        _rx: mpsc::Receiver<RecordBatch>,
+        _rx: crate::traits::ChunkReceiver,
     ) -> Result<u64, ConnectorError> {
         Err(pending())
     }

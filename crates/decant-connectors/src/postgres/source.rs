@@ -1,0 +1,419 @@
+//! Reads PostgreSQL tables with binary `COPY (SELECT ...) TO STDOUT`, every reader inside one
+//! exported snapshot so a live source migrates as of one instant.
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
+use decant_core::{
+    Catalog, ChunkRange, ChunkSpec, ConnectionUrl, Dialect, LogicalType, Table, TableName,
+    quote_ident,
+};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::codec::{Decoder, decode_value};
+use super::types::read_expression;
+use super::{connect, qualified};
+use crate::batch::BatchBuilder;
+use crate::error::ConnectorError;
+use crate::traits::{ReadRequest, Source};
+
+/// A PostgreSQL source. Holds the transaction whose snapshot every reader imports.
+pub struct PostgresSource {
+    url: String,
+    /// The connection that exported the snapshot; it stays open, idle in its transaction.
+    holder: Client,
+    snapshot: String,
+}
+
+impl PostgresSource {
+    pub async fn connect(url: &ConnectionUrl) -> Result<Self, ConnectorError> {
+        let holder = connect(url.expose()).await?;
+        holder
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let snapshot: String = holder
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await?
+            .get(0);
+        Ok(PostgresSource {
+            url: url.expose().to_string(),
+            holder,
+            snapshot,
+        })
+    }
+
+    /// The id of the exported snapshot all readers share.
+    pub fn snapshot_id(&self) -> &str {
+        &self.snapshot
+    }
+
+    async fn reader(&self) -> Result<Client, ConnectorError> {
+        let client = connect(&self.url).await?;
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                self.snapshot.replace('\'', "''")
+            ))
+            .await?;
+        Ok(client)
+    }
+}
+
+fn decoder_for(logical: &LogicalType) -> Decoder {
+    use LogicalType::*;
+    match logical {
+        Bool => Decoder::Bool,
+        Int16 => Decoder::Int16,
+        Int32 => Decoder::Int32,
+        Int64 => Decoder::Int64,
+        Float32 => Decoder::Float32,
+        Float64 => Decoder::Float64,
+        Decimal { .. } => Decoder::Numeric,
+        BigDecimal => Decoder::NumericText,
+        Binary { .. } => Decoder::Bytea,
+        Date => Decoder::Date,
+        Time { .. } => Decoder::Time,
+        Timestamp { .. } | TimestampTz { .. } => Decoder::Timestamp,
+        Uuid => Decoder::Uuid,
+        Interval => Decoder::Interval,
+        _ => Decoder::Text,
+    }
+}
+
+/// The WHERE clause of a chunk. Bounds are integers Decant computed, so formatting them is safe.
+pub(super) fn chunk_predicate(range: &ChunkRange) -> String {
+    match range {
+        ChunkRange::Whole => "true".into(),
+        ChunkRange::IntKey { column, lo, hi } => {
+            let c = quote_ident(Dialect::Postgres, column);
+            let mut parts = vec![];
+            if let Some(lo) = lo {
+                parts.push(format!("{c} >= {lo}"));
+            }
+            if let Some(hi) = hi {
+                parts.push(format!("{c} < {hi}"));
+            }
+            if parts.is_empty() {
+                "true".into()
+            } else {
+                parts.join(" AND ")
+            }
+        }
+        ChunkRange::CtidPages { lo, hi } => match hi {
+            Some(hi) => format!("ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid"),
+            None => format!("ctid >= '({lo},0)'::tid"),
+        },
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn introspect(&self, schemas: &[String]) -> Result<Catalog, ConnectorError> {
+        super::introspect::introspect(&self.holder, schemas).await
+    }
+
+    async fn plan_chunks(
+        &self,
+        table: &Table,
+        chunk_rows: u64,
+    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
+        let qname = qualified(&table.name);
+        let int_key = match table.primary_key.as_slice() {
+            [k] => table
+                .column(k)
+                .filter(|c| {
+                    matches!(
+                        c.logical,
+                        Some(LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64)
+                    )
+                })
+                .map(|c| c.name.clone()),
+            _ => None,
+        };
+        let chunk_rows = chunk_rows.max(1);
+        if let Some(key) = int_key {
+            let k = quote_ident(Dialect::Postgres, &key);
+            let row = self
+                .holder
+                .query_one(
+                    &format!("SELECT min({k})::int8, max({k})::int8, count(*)::int8 FROM {qname}"),
+                    &[],
+                )
+                .await?;
+            let (min, max, count): (Option<i64>, Option<i64>, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            let (Some(min), Some(max)) = (min, max) else {
+                return Ok(vec![ChunkSpec {
+                    id: "whole".into(),
+                    range: ChunkRange::Whole,
+                    estimated_rows: 0,
+                }]);
+            };
+            return Ok(int_key_chunks(&key, min, max, count as u64, chunk_rows));
+        }
+        // No integer key: split on physical pages, read by ctid (TID range scans).
+        let row = self
+            .holder
+            .query_one(
+                "SELECT greatest(relpages, 1)::int8, greatest(reltuples, 0)::float8, \
+                        (pg_relation_size(oid) / current_setting('block_size')::int8)::int8 \
+                 FROM pg_class WHERE oid = $1::text::regclass",
+                &[&qname],
+            )
+            .await?;
+        let (relpages, reltuples, pages): (i64, f64, i64) = (row.get(0), row.get(1), row.get(2));
+        let rows_per_page = (reltuples / relpages as f64).max(1.0);
+        let pages_per_chunk = ((chunk_rows as f64 / rows_per_page).ceil() as u64).max(1);
+        let pages = pages.max(1) as u64;
+        let mut out = Vec::new();
+        let mut lo = 0u64;
+        while lo < pages {
+            let hi = lo + pages_per_chunk;
+            let range = ChunkRange::CtidPages {
+                lo,
+                hi: (hi < pages).then_some(hi),
+            };
+            out.push(ChunkSpec {
+                id: format!("p{lo}"),
+                range,
+                estimated_rows: (pages_per_chunk as f64 * rows_per_page) as u64,
+            });
+            lo = hi;
+        }
+        Ok(out)
+    }
+
+    async fn read_chunk(
+        &self,
+        request: &ReadRequest,
+        tx: mpsc::Sender<RecordBatch>,
+    ) -> Result<u64, ConnectorError> {
+        let client = self.reader().await?;
+        let select: Vec<String> = request
+            .columns
+            .iter()
+            .map(|c| {
+                read_expression(
+                    &c.native_type,
+                    &c.logical,
+                    &quote_ident(Dialect::Postgres, &c.name),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT (FORMAT binary)",
+            select.join(", "),
+            qualified(&request.table),
+            chunk_predicate(&request.chunk.range)
+        );
+        let decoders: Vec<Decoder> = request
+            .columns
+            .iter()
+            .map(|c| decoder_for(&c.logical))
+            .collect();
+        let stream = client.copy_out(&sql).await?;
+        futures::pin_mut!(stream);
+        let mut builder = BatchBuilder::new(request.schema.clone(), request.batch_rows)
+            .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+        let mut pending = BytesMut::new();
+        let mut header_seen = false;
+        let mut rows = 0u64;
+        let value_error = |col: usize, message: String| ConnectorError::Value {
+            table: request.table.to_string(),
+            column: request.columns[col].name.clone(),
+            range: request.chunk.range.describe(),
+            message,
+        };
+        while let Some(chunk) = stream.next().await {
+            pending.extend_from_slice(&chunk?);
+            if !header_seen {
+                if pending.len() < 19 {
+                    continue;
+                }
+                let ext = u32::from_be_bytes(pending[15..19].try_into().expect("4 bytes")) as usize;
+                if pending.len() < 19 + ext {
+                    continue;
+                }
+                pending.advance(19 + ext);
+                header_seen = true;
+            }
+            loop {
+                match parse_row(&pending, &decoders, &mut builder) {
+                    RowParse::Incomplete => break,
+                    RowParse::Trailer => {
+                        pending.clear();
+                        break;
+                    }
+                    RowParse::Row(len) => {
+                        pending.advance(len);
+                        builder.end_row();
+                        rows += 1;
+                        if builder.is_full() {
+                            let batch = builder
+                                .finish()
+                                .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                            tx.send(batch)
+                                .await
+                                .map_err(|_| ConnectorError::ChannelClosed)?;
+                        }
+                    }
+                    RowParse::Error(col, message) => return Err(value_error(col, message)),
+                }
+            }
+        }
+        if !builder.is_empty() {
+            let batch = builder
+                .finish()
+                .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            tx.send(batch)
+                .await
+                .map_err(|_| ConnectorError::ChannelClosed)?;
+        }
+        client.batch_execute("COMMIT").await?;
+        Ok(rows)
+    }
+
+    async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
+        let row = self
+            .holder
+            .query_one(
+                &format!("SELECT count(*)::int8 FROM {}", qualified(table)),
+                &[],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+/// Integer-key ranges of about `chunk_rows` rows; the first is open below and the last above,
+/// so rows outside `[min, max]` are never lost.
+pub(super) fn int_key_chunks(
+    key: &str,
+    min: i64,
+    max: i64,
+    count: u64,
+    chunk_rows: u64,
+) -> Vec<ChunkSpec> {
+    let span = (max as i128 - min as i128 + 1).max(1) as u128;
+    let chunks = count.div_ceil(chunk_rows).max(1) as u128;
+    let step = span.div_ceil(chunks).max(1);
+    let mut out = Vec::new();
+    let mut lo = min as i128;
+    while lo <= max as i128 {
+        let hi = lo + step as i128;
+        let first = out.is_empty();
+        let last = hi > max as i128;
+        out.push(ChunkSpec {
+            id: format!("k{lo}"),
+            range: ChunkRange::IntKey {
+                column: key.to_string(),
+                lo: (!first).then_some(lo as i64),
+                hi: (!last).then_some(hi as i64),
+            },
+            estimated_rows: (count as u128 / chunks) as u64,
+        });
+        lo = hi;
+    }
+    out
+}
+
+enum RowParse {
+    Incomplete,
+    Trailer,
+    /// A row of this many bytes was decoded into the builder.
+    Row(usize),
+    Error(usize, String),
+}
+
+/// Decodes the next row of `buf` if it is complete. The row's length is checked before any
+/// value is appended, so a partial row never leaves a builder half-filled.
+fn parse_row(buf: &[u8], decoders: &[Decoder], builder: &mut BatchBuilder) -> RowParse {
+    if buf.len() < 2 {
+        return RowParse::Incomplete;
+    }
+    let nfields = i16::from_be_bytes([buf[0], buf[1]]);
+    if nfields == -1 {
+        return RowParse::Trailer;
+    }
+    if nfields as usize != decoders.len() {
+        return RowParse::Error(
+            0,
+            format!("row has {nfields} fields, expected {}", decoders.len()),
+        );
+    }
+    let mut pos = 2;
+    for _ in 0..nfields {
+        if buf.len() < pos + 4 {
+            return RowParse::Incomplete;
+        }
+        let len = i32::from_be_bytes(buf[pos..pos + 4].try_into().expect("4 bytes"));
+        pos += 4 + len.max(0) as usize;
+    }
+    if buf.len() < pos {
+        return RowParse::Incomplete;
+    }
+    let mut pos = 2;
+    let columns = builder.columns_mut();
+    for (i, dec) in decoders.iter().enumerate() {
+        let len = i32::from_be_bytes(buf[pos..pos + 4].try_into().expect("4 bytes"));
+        pos += 4;
+        if len < 0 {
+            columns[i].append_null();
+            continue;
+        }
+        let v = &buf[pos..pos + len as usize];
+        pos += len as usize;
+        if let Err(e) = decode_value(*dec, v, &mut columns[i]) {
+            return RowParse::Error(i, e);
+        }
+    }
+    RowParse::Row(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_key_chunks_cover_everything_once() {
+        let chunks = int_key_chunks("id", 1, 1000, 1000, 300);
+        assert_eq!(chunks.len(), 4);
+        assert!(matches!(
+            chunks[0].range,
+            ChunkRange::IntKey {
+                lo: None,
+                hi: Some(251),
+                ..
+            }
+        ));
+        assert!(matches!(
+            chunks[3].range,
+            ChunkRange::IntKey {
+                lo: Some(751),
+                hi: None,
+                ..
+            }
+        ));
+        let one = int_key_chunks("id", 5, 5, 1, 300);
+        assert!(matches!(
+            one[0].range,
+            ChunkRange::IntKey {
+                lo: None,
+                hi: None,
+                ..
+            }
+        ));
+        let extreme = int_key_chunks("id", i64::MIN, i64::MAX, 10, 3);
+        assert!(extreme.len() >= 3);
+        assert!(matches!(
+            extreme.last().unwrap().range,
+            ChunkRange::IntKey { hi: None, .. }
+        ));
+    }
+}

@@ -1,0 +1,703 @@
+//! The runner: creates or resumes a job, prepares target tables, moves chunks in parallel over
+//! bounded channels, builds keys and foreign keys after the data, and proves the row counts.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use decant_connectors::{
+    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source,
+    connect_target,
+};
+use decant_core::plan::{IfExists, Plan};
+use decant_core::{ChunkSpec, Table};
+use decant_store::{ChunkRecord, JobState, MappingRecord, Store};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::convert::convert_batch;
+use crate::error::EngineError;
+use crate::planner::{JobPlan, TableJob, build_plan};
+use crate::progress::{Progress, TableProgress};
+
+/// How a run is carried out, beyond the plan.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The control store file (default `./.decant/state.db`).
+    pub state_path: PathBuf,
+    /// Drop what an unfinished job of this name loaded, and start over.
+    pub restart: bool,
+    /// Overrides `load.max_memory` (bytes).
+    pub max_memory: Option<u64>,
+    pub progress: Arc<Progress>,
+}
+
+/// One table's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableSummary {
+    pub source: String,
+    pub target: String,
+    /// Rows the source holds (counted at the end of the run, in the run's snapshot where the
+    /// source has one).
+    pub source_rows: u64,
+    /// Rows committed by this job, from the target's chunk markers.
+    pub rows_written: u64,
+    /// Rows the target table holds, when the job owns the whole table.
+    pub target_rows: Option<u64>,
+    pub bytes: u64,
+    pub chunks: usize,
+    /// Chunks already committed by an earlier, interrupted run of the same job.
+    pub chunks_resumed: usize,
+    pub decision: String,
+    pub notes: Vec<String>,
+}
+
+/// The outcome of a run, also written as JSON with `--summary-json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub job_id: String,
+    pub job_name: String,
+    pub state: String,
+    pub resumed: bool,
+    pub tables: Vec<TableSummary>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub rejects: u64,
+    pub duration_secs: f64,
+    pub views_not_migrated: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn fingerprint(value: &impl Serialize) -> Result<String, EngineError> {
+    Ok(format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(value)?)
+    ))
+}
+
+/// The source-side facts that must not change under a resumed job.
+fn schema_facts(plan: &JobPlan) -> Vec<(String, Vec<(String, String)>)> {
+    plan.tables
+        .iter()
+        .map(|t| {
+            (
+                t.source.to_string(),
+                t.source_columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.native_type.clone()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+struct Loaded {
+    job_id: String,
+    resumed: bool,
+    tables: Vec<(TableJob, String)>,
+    chunks: HashMap<String, Vec<ChunkSpec>>,
+}
+
+/// Runs (or resumes) the job of `plan` to the end.
+pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineError> {
+    let started = Instant::now();
+    let progress = opts.progress.clone();
+    let store = Store::open_sqlite(&opts.state_path).await?;
+    let source_url = plan.source_url()?;
+    let target_url = plan.target_url()?;
+    progress.set_phase("introspecting");
+    let source = connect_source(&source_url).await?;
+    let target = connect_target(&target_url).await?;
+    let catalog = source.introspect(&plan.source.schemas).await?;
+    let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
+    let plan_fp = fingerprint(plan)?;
+    let schema_fp = fingerprint(&schema_facts(&job_plan))?;
+    let name = plan.job_name().to_string();
+
+    let unfinished = store
+        .latest_job(&name)
+        .await?
+        .filter(|j| j.state != JobState::Succeeded);
+    let loaded = match unfinished {
+        Some(job) if opts.restart => {
+            progress.set_phase("restarting");
+            undo_job(&store, target.as_ref(), &job.id).await?;
+            None
+        }
+        Some(job) => {
+            if job.plan_fingerprint != plan_fp {
+                let old: Plan = serde_json::from_str(&job.plan_json)?;
+                return Err(EngineError::Changed(format!(
+                    "the plan changed since job {} started ({}); resuming it could load rows twice or miss some",
+                    job.id,
+                    describe_plan_change(&old, plan)
+                )));
+            }
+            if job.schema_fingerprint != schema_fp {
+                return Err(EngineError::Changed(format!(
+                    "the source schema changed since job {} started (columns of a migrated table differ)",
+                    job.id
+                )));
+            }
+            let mut tables = Vec::new();
+            for m in store.mappings(&job.id).await? {
+                tables.push((
+                    serde_json::from_str::<TableJob>(&m.mapping_json)?,
+                    m.decision,
+                ));
+            }
+            let mut chunks: HashMap<String, Vec<ChunkSpec>> = HashMap::new();
+            for c in store.chunks(&job.id).await? {
+                let range = serde_json::from_str(&c.range_json)?;
+                chunks.entry(c.table_name).or_default().push(ChunkSpec {
+                    id: c.chunk_id,
+                    range,
+                    estimated_rows: c.estimated_rows as u64,
+                });
+            }
+            Some(Loaded {
+                job_id: job.id,
+                resumed: true,
+                tables,
+                chunks,
+            })
+        }
+        None => None,
+    };
+    let loaded = match loaded {
+        Some(l) => l,
+        None => {
+            create_job(
+                plan,
+                &job_plan,
+                &catalog.tables,
+                source.as_ref(),
+                target.as_ref(),
+                &store,
+                &plan_fp,
+                &schema_fp,
+            )
+            .await?
+        }
+    };
+    let job_id = loaded.job_id.clone();
+    store
+        .set_job_state(&job_id, JobState::Running, None)
+        .await?;
+    let result = execute(plan, opts, &store, source.clone(), target.clone(), &loaded).await;
+    match result {
+        Ok(mut summary) => {
+            summary.duration_secs = started.elapsed().as_secs_f64();
+            summary.views_not_migrated = job_plan.views_not_migrated.clone();
+            summary.warnings.extend(job_plan.warnings.clone());
+            store
+                .set_summary(&job_id, &serde_json::to_string(&summary)?)
+                .await?;
+            store
+                .set_job_state(&job_id, JobState::Succeeded, None)
+                .await?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            store
+                .log_error(&job_id, None, None, &format!("{:?}", e.domain()), &message)
+                .await?;
+            store
+                .set_job_state(&job_id, JobState::Failed, Some(&message))
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+fn describe_plan_change(old: &Plan, new: &Plan) -> String {
+    let (a, b) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    );
+    let keys: Vec<String> = match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => {
+            let all: HashSet<&String> = a.keys().chain(b.keys()).collect();
+            let mut k: Vec<String> = all
+                .into_iter()
+                .filter(|k| a.get(*k) != b.get(*k))
+                .map(|k| format!("`{k}`"))
+                .collect();
+            k.sort();
+            k
+        }
+        _ => vec![],
+    };
+    if keys.is_empty() {
+        "its settings differ".into()
+    } else {
+        format!("changed: {}", keys.join(", "))
+    }
+}
+
+/// Drops the tables an unfinished job created and forgets its markers and records.
+async fn undo_job(store: &Store, target: &dyn Target, job_id: &str) -> Result<(), EngineError> {
+    for m in store.mappings(job_id).await? {
+        let t: TableJob = serde_json::from_str(&m.mapping_json)?;
+        match m.decision.as_str() {
+            "create" | "drop" => target.execute(std::slice::from_ref(&t.ddl.drop)).await?,
+            "truncate" => {
+                target
+                    .execute(std::slice::from_ref(&t.ddl.truncate))
+                    .await?
+            }
+            _ => {
+                tracing::warn!(table = %t.target.name, "append-mode rows of the restarted job stay in the table");
+            }
+        }
+    }
+    target.prepare_markers().await?;
+    target.delete_markers(job_id).await?;
+    store.delete_job(job_id).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_job(
+    plan: &Plan,
+    job_plan: &JobPlan,
+    catalog: &[Table],
+    source: &dyn Source,
+    target: &dyn Target,
+    store: &Store,
+    plan_fp: &str,
+    schema_fp: &str,
+) -> Result<Loaded, EngineError> {
+    let mut problems = Vec::new();
+    let mut tables = Vec::new();
+    for t in &job_plan.tables {
+        let exists = target.table_exists(&t.target.name).await?;
+        let decision = match (exists, t.if_exists) {
+            (false, IfExists::Append | IfExists::Truncate) => {
+                problems.push(format!(
+                    "target table {} does not exist, and if_exists = {:?} needs it",
+                    t.target.name, t.if_exists
+                ));
+                continue;
+            }
+            (false, _) => "create",
+            (true, IfExists::Fail) => {
+                problems.push(format!(
+                    "target table {} exists; set load.if_exists (or [tables.\"{}\"] if_exists) to \"truncate\", \"append\" or \"drop\"",
+                    t.target.name, t.source
+                ));
+                continue;
+            }
+            (true, IfExists::Truncate) => "truncate",
+            (true, IfExists::Append) => "append",
+            (true, IfExists::Drop) => "drop",
+        };
+        tables.push((t.clone(), decision.to_string()));
+    }
+    if !problems.is_empty() {
+        return Err(EngineError::Plan(problems));
+    }
+    let mut chunks = HashMap::new();
+    let mut chunk_records = Vec::new();
+    for (t, _) in &tables {
+        let table = catalog.iter().find(|c| c.name == t.source).ok_or_else(|| {
+            EngineError::Internal(format!("{} vanished from the catalog", t.source))
+        })?;
+        let specs = source.plan_chunks(table, t.chunk_rows).await?;
+        for (i, c) in specs.iter().enumerate() {
+            chunk_records.push(ChunkRecord {
+                table_name: t.target.name.to_string(),
+                chunk_id: c.id.clone(),
+                chunk_order: i as i64,
+                range_json: serde_json::to_string(&c.range)?,
+                estimated_rows: c.estimated_rows as i64,
+                state: "pending".into(),
+                rows_done: 0,
+                attempts: 0,
+            });
+        }
+        chunks.insert(t.target.name.to_string(), specs);
+    }
+    let job_id = format!(
+        "{}-{}",
+        plan.job_name(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mappings: Vec<MappingRecord> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, (t, d))| {
+            Ok(MappingRecord {
+                source_table: t.source.to_string(),
+                target_table: t.target.name.to_string(),
+                load_order: i as i64,
+                decision: d.clone(),
+                mapping_json: serde_json::to_string(t)?,
+            })
+        })
+        .collect::<Result<_, EngineError>>()?;
+    let source_url = plan.source_url()?.to_string();
+    let target_url = plan.target_url()?.to_string();
+    store
+        .create_job(
+            &job_id,
+            plan.job_name(),
+            &serde_json::to_string(plan)?,
+            plan_fp,
+            schema_fp,
+            &source_url,
+            &target_url,
+        )
+        .await?;
+    store.save_plan(&job_id, &mappings, &chunk_records).await?;
+    Ok(Loaded {
+        job_id,
+        resumed: false,
+        tables,
+        chunks,
+    })
+}
+
+struct ChunkTask {
+    table: Arc<TableJob>,
+    chunk: ChunkSpec,
+    progress: Arc<TableProgress>,
+    batch_rows: usize,
+}
+
+async fn execute(
+    plan: &Plan,
+    opts: &RunOptions,
+    store: &Store,
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    loaded: &Loaded,
+) -> Result<RunSummary, EngineError> {
+    let progress = opts.progress.clone();
+    let job_id = loaded.job_id.as_str();
+    target.prepare_markers().await?;
+    let committed: Vec<ChunkMarker> = target.committed_chunks(job_id).await?;
+    let done: HashSet<(String, String)> = committed
+        .iter()
+        .map(|m| (m.table.clone(), m.chunk_id.clone()))
+        .collect();
+    let tables_with_rows: HashSet<&str> = committed.iter().map(|m| m.table.as_str()).collect();
+
+    progress.set_phase("creating tables");
+    for (t, decision) in &loaded.tables {
+        if tables_with_rows.contains(t.target.name.to_string().as_str()) {
+            continue; // prepared by the interrupted run, which already committed rows into it
+        }
+        let mut statements = Vec::new();
+        match decision.as_str() {
+            "drop" => {
+                statements.push(t.ddl.drop.clone());
+                statements.extend(t.ddl.create.clone());
+            }
+            "truncate" => statements.push(t.ddl.truncate.clone()),
+            "create" => statements.extend(t.ddl.create.clone()),
+            _ => {}
+        }
+        target.execute(&statements).await?;
+    }
+
+    let max_memory = match opts.max_memory {
+        Some(m) => m,
+        None => plan.load.max_memory_bytes()?,
+    };
+    let parallelism = plan.load.parallelism.max(1);
+    let mut tasks = Vec::new();
+    for (t, _) in &loaded.tables {
+        let key = t.target.name.to_string();
+        let specs = loaded.chunks.get(&key).cloned().unwrap_or_default();
+        let estimated: u64 = specs.iter().map(|c| c.estimated_rows).sum();
+        let tp = progress.add_table(&key, estimated.max(t.row_estimate), specs.len() as u64);
+        for m in committed.iter().filter(|m| m.table == key) {
+            tp.rows_done.fetch_add(m.rows, Ordering::Relaxed);
+            tp.chunks_done.fetch_add(1, Ordering::Relaxed);
+        }
+        // Batches in flight per chunk: 2 in each of two channels, plus one being built and one
+        // being written; size them so that all chunks together stay under the memory ceiling.
+        let row_width = (t.size_bytes / t.row_estimate.max(1)).clamp(16, 64 << 20) as usize;
+        let budget_rows = (max_memory as usize / (parallelism * 6) / row_width).max(1);
+        let batch_rows = plan.load.batch_rows.min(budget_rows).max(1);
+        let table = Arc::new(t.clone());
+        for c in specs
+            .into_iter()
+            .filter(|c| !done.contains(&(key.clone(), c.id.clone())))
+        {
+            tasks.push(ChunkTask {
+                table: table.clone(),
+                chunk: c,
+                progress: tp.clone(),
+                batch_rows,
+            });
+        }
+    }
+
+    progress.set_phase("loading");
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let results: Vec<Result<(), EngineError>> = futures::stream::iter(tasks)
+        .map(|task| {
+            let (source, target, failed) = (source.clone(), target.clone(), failed.clone());
+            let retries = plan.load.retries.max(1);
+            let policies = plan.policies.clone();
+            async move {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(()); // a chunk failed for good: start nothing new
+                }
+                let key = task.table.target.name.to_string();
+                store
+                    .update_chunk(job_id, &key, &task.chunk.id, "running", 0, 0, None)
+                    .await?;
+                let outcome = run_chunk(source, target, job_id, &task, retries, policies).await;
+                match outcome {
+                    Ok((rows, bytes)) => {
+                        task.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                        store
+                            .update_chunk(job_id, &key, &task.chunk.id, "done", rows, bytes, None)
+                            .await?;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        let err = EngineError::Chunk {
+                            table: key.clone(),
+                            chunk: task.chunk.id.clone(),
+                            range: task.chunk.range.describe(),
+                            source: Box::new(e),
+                        };
+                        let msg = err.to_string();
+                        store
+                            .update_chunk(job_id, &key, &task.chunk.id, "failed", 0, 0, Some(&msg))
+                            .await?;
+                        store
+                            .log_error(
+                                job_id,
+                                Some(&key),
+                                Some(&task.chunk.id),
+                                &format!("{:?}", err.domain()),
+                                &msg,
+                            )
+                            .await?;
+                        Err(err)
+                    }
+                }
+            }
+        })
+        .buffer_unordered(parallelism)
+        .collect()
+        .await;
+    if let Some(err) = results.into_iter().find_map(Result::err) {
+        return Err(err);
+    }
+
+    progress.set_phase("building indexes");
+    for (t, _) in &loaded.tables {
+        target.execute(&t.ddl.indexes).await?;
+    }
+    progress.set_phase("adding foreign keys");
+    for (t, _) in &loaded.tables {
+        target.execute(&t.ddl.foreign_keys).await?;
+        target.execute(&t.ddl.sequences).await?;
+    }
+
+    progress.set_phase("verifying");
+    let markers = target.committed_chunks(job_id).await?;
+    let mut tables = Vec::new();
+    let mut problems = Vec::new();
+    let snapshot = progress.tables();
+    for (t, decision) in &loaded.tables {
+        let key = t.target.name.to_string();
+        let mine: Vec<&ChunkMarker> = markers.iter().filter(|m| m.table == key).collect();
+        let rows_written: u64 = mine.iter().map(|m| m.rows).sum();
+        let expected_chunks = loaded.chunks.get(&key).map_or(0, Vec::len);
+        let source_rows = source.count_rows(&t.source).await?;
+        let target_rows = if decision == "append" {
+            None
+        } else {
+            Some(target.count_rows(&t.target.name).await?)
+        };
+        if mine.len() != expected_chunks {
+            problems.push(format!(
+                "{key}: {} of {expected_chunks} chunks committed",
+                mine.len()
+            ));
+        }
+        if rows_written != source_rows {
+            problems.push(format!(
+                "{key}: source has {source_rows} rows, {rows_written} were written"
+            ));
+        }
+        if let Some(tr) = target_rows.filter(|tr| *tr != rows_written) {
+            problems.push(format!(
+                "{key}: target table holds {tr} rows, {rows_written} were written"
+            ));
+        }
+        let resumed = mine.len()
+            - loaded
+                .chunks
+                .get(&key)
+                .map_or(0, |c| {
+                    c.iter()
+                        .filter(|c| !done.contains(&(key.clone(), c.id.clone())))
+                        .count()
+                })
+                .min(mine.len());
+        let bytes = snapshot
+            .iter()
+            .find(|s| s.name == key)
+            .map_or(0, |s| s.bytes_done);
+        store
+            .record_success(job_id, &key, source_rows, rows_written, target_rows)
+            .await?;
+        tables.push(TableSummary {
+            source: t.source.to_string(),
+            target: key,
+            source_rows,
+            rows_written,
+            target_rows,
+            bytes,
+            chunks: expected_chunks,
+            chunks_resumed: resumed,
+            decision: decision.clone(),
+            notes: t.notes.clone(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(EngineError::Verification(problems));
+    }
+    progress.set_phase("done");
+    Ok(RunSummary {
+        job_id: job_id.to_string(),
+        job_name: plan.job_name().to_string(),
+        state: "succeeded".into(),
+        resumed: loaded.resumed,
+        rows: tables.iter().map(|t| t.rows_written).sum(),
+        bytes: tables.iter().map(|t| t.bytes).sum(),
+        tables,
+        rejects: 0,
+        duration_secs: 0.0,
+        views_not_migrated: vec![],
+        warnings: vec![],
+    })
+}
+
+/// Runs one chunk with retries. A retry first checks the markers: a chunk whose commit went
+/// through before the connection dropped is done, not loaded twice.
+async fn run_chunk(
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    job_id: &str,
+    task: &ChunkTask,
+    retries: u32,
+    policies: decant_core::plan::Policies,
+) -> Result<(u64, u64), ConnectorError> {
+    let key = task.table.target.name.to_string();
+    let mut attempt = 1;
+    loop {
+        let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let result = attempt_chunk(
+            source.clone(),
+            target.clone(),
+            job_id,
+            task,
+            &policies,
+            counted.clone(),
+        )
+        .await;
+        match result {
+            Ok(r) => return Ok(r),
+            Err(e) if e.is_retriable() && attempt < retries => {
+                task.progress
+                    .rows_done
+                    .fetch_sub(counted.load(Ordering::Relaxed), Ordering::Relaxed);
+                let wait = Duration::from_millis(500 * (1 << attempt.min(6)));
+                tracing::warn!(table = %key, chunk = %task.chunk.id, attempt, error = %e, "chunk failed, retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                if let Ok(markers) = target.committed_chunks(job_id).await
+                    && let Some(m) = markers
+                        .iter()
+                        .find(|m| m.table == key && m.chunk_id == task.chunk.id)
+                {
+                    task.progress.rows_done.fetch_add(m.rows, Ordering::Relaxed);
+                    return Ok((m.rows, 0));
+                }
+                attempt += 1;
+            }
+            Err(e) => {
+                task.progress
+                    .rows_done
+                    .fetch_sub(counted.load(Ordering::Relaxed), Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn attempt_chunk(
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    job_id: &str,
+    task: &ChunkTask,
+    policies: &decant_core::plan::Policies,
+    counted: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(u64, u64), ConnectorError> {
+    let t = &task.table;
+    let request = ReadRequest {
+        table: t.source.clone(),
+        columns: t.read_columns(),
+        chunk: task.chunk.clone(),
+        batch_rows: task.batch_rows,
+        schema: t.source_schema(),
+        policies: policies.clone(),
+    };
+    let target_schema = t.target_schema();
+    let (rtx, mut rrx) = mpsc::channel(2);
+    let (wtx, wrx) = chunk_channel(2);
+    let reader = tokio::spawn(async move { source.read_chunk(&request, rtx).await });
+    let relay = async {
+        let mut bytes = 0u64;
+        while let Some(batch) = rrx.recv().await {
+            let converted = convert_batch(&batch, &target_schema).map_err(|(col, message)| {
+                ConnectorError::Value {
+                    table: t.source.to_string(),
+                    column: t
+                        .source_columns
+                        .get(col)
+                        .map_or_else(String::new, |c| c.name.clone()),
+                    range: task.chunk.range.describe(),
+                    message: format!(
+                        "cannot convert to the target type {}: {message}",
+                        t.target.columns.get(col).map_or("", |c| &c.native_type)
+                    ),
+                }
+            })?;
+            let n = converted.num_rows() as u64;
+            bytes += converted.get_array_memory_size() as u64;
+            counted.fetch_add(n, Ordering::Relaxed);
+            task.progress.rows_done.fetch_add(n, Ordering::Relaxed);
+            task.progress
+                .bytes_done
+                .fetch_add(converted.get_array_memory_size() as u64, Ordering::Relaxed);
+            wtx.send(converted).await?;
+        }
+        let read = reader.await??;
+        // Only a reader that finished cleanly lets the writer commit.
+        wtx.finish().await?;
+        Ok::<_, ConnectorError>((read, bytes))
+    };
+    let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
+    let ((read, bytes), written) = tokio::try_join!(relay, writer)?;
+    if read != written {
+        return Err(ConnectorError::Internal(format!(
+            "chunk {}: read {read} rows but wrote {written}",
+            task.chunk.id
+        )));
+    }
+    Ok((written, bytes))
+}

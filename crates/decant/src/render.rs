@@ -1,0 +1,138 @@
+//! Terminal rendering: live progress bars (indicatif) and the final summary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use decant_engine::{Progress, RunSummary};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// `1.5 GiB`.
+pub fn bytes(n: u64) -> String {
+    indicatif::BinaryBytes(n).to_string()
+}
+
+/// Draws the job's progress until `stop` is notified.
+pub async fn show_progress(progress: Arc<Progress>, stop: Arc<tokio::sync::Notify>) {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    let style =
+        ProgressStyle::with_template("{prefix:>24.bold} [{bar:30}] {pos:>10}/{len:<10} rows {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    let overall = multi.add(ProgressBar::new(0));
+    overall.set_style(style.clone());
+    overall.set_prefix("all tables");
+    let mut bars: Vec<ProgressBar> = Vec::new();
+    let mut last_rows = 0u64;
+    let mut rate = 0f64;
+    let tick = Duration::from_millis(250);
+    loop {
+        let tables = progress.tables();
+        while bars.len() < tables.len() {
+            let b = multi.insert_before(&overall, ProgressBar::new(0));
+            b.set_style(style.clone());
+            bars.push(b);
+        }
+        let (mut done, mut total, mut bytes_done) = (0u64, 0u64, 0u64);
+        for (b, t) in bars.iter().zip(&tables) {
+            let len = t.rows_estimated.max(t.rows_done);
+            b.set_prefix(truncate(&t.name, 24));
+            b.set_length(len);
+            b.set_position(t.rows_done);
+            b.set_message(format!(
+                "{} chunks {}/{}",
+                bytes(t.bytes_done),
+                t.chunks_done,
+                t.chunks_total
+            ));
+            done += t.rows_done;
+            total += len;
+            bytes_done += t.bytes_done;
+        }
+        // Rate smoothed over about two seconds; the ETA says "estimating" until there is a rate.
+        let instant = (done.saturating_sub(last_rows)) as f64 / tick.as_secs_f64();
+        rate = if rate == 0.0 {
+            instant
+        } else {
+            rate * 0.875 + instant * 0.125
+        };
+        last_rows = done;
+        let remaining = total.saturating_sub(done);
+        let eta = if remaining == 0 {
+            String::new()
+        } else if rate < 1.0 {
+            ", ETA estimating".into()
+        } else {
+            format!(
+                ", ETA {}s",
+                ((remaining as f64 / rate).ceil() as u64).max(1)
+            )
+        };
+        overall.set_length(total);
+        overall.set_position(done);
+        overall.set_message(format!(
+            "{} {:.0} rows/s{eta} — {}",
+            bytes(bytes_done),
+            rate,
+            progress.phase()
+        ));
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    for b in bars {
+        b.finish();
+    }
+    overall.finish();
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let tail: String = s
+        .chars()
+        .rev()
+        .take(n - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+/// The final summary, one line per table.
+pub fn print_summary(s: &RunSummary) {
+    println!(
+        "{} job {}: {} tables, {} rows, {} in {:.1}s ({:.0} rows/s), {} rejects{}",
+        if s.state == "succeeded" { "✓" } else { "✗" },
+        s.job_id,
+        s.tables.len(),
+        s.rows,
+        bytes(s.bytes),
+        s.duration_secs,
+        s.rows as f64 / s.duration_secs.max(0.001),
+        s.rejects,
+        if s.resumed { " (resumed)" } else { "" }
+    );
+    for t in &s.tables {
+        let resumed = if t.chunks_resumed > 0 {
+            format!(", {} chunks from the earlier run", t.chunks_resumed)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {} → {}: {} rows ({}, source {}){resumed}",
+            t.source, t.target, t.rows_written, t.decision, t.source_rows
+        );
+        for n in &t.notes {
+            println!("    note: {n}");
+        }
+    }
+    for v in &s.views_not_migrated {
+        println!("  view {v}: not migrated");
+    }
+    for w in &s.warnings {
+        println!("  warning: {w}");
+    }
+}
