@@ -492,11 +492,9 @@ pub fn write_text(array: &dyn Array, row: usize, out: &mut String) -> bool {
         DataType::UInt32 => push_int(out, array.as_primitive::<UInt32Type>().value(row)),
         DataType::UInt64 => push_int(out, array.as_primitive::<UInt64Type>().value(row)),
         DataType::Float32 => {
-            let _ = write!(out, "{}", array.as_primitive::<Float32Type>().value(row));
+            write_float(out, array.as_primitive::<Float32Type>().value(row) as f64)
         }
-        DataType::Float64 => {
-            let _ = write!(out, "{}", array.as_primitive::<Float64Type>().value(row));
-        }
+        DataType::Float64 => write_float(out, array.as_primitive::<Float64Type>().value(row)),
         DataType::Decimal128(_, scale) => write_decimal(
             out,
             array.as_primitive::<Decimal128Type>().value(row),
@@ -507,9 +505,7 @@ pub fn write_text(array: &dyn Array, row: usize, out: &mut String) -> bool {
         DataType::Date32 => {
             let days = array.as_primitive::<Date32Type>().value(row);
             match date_from_days(days) {
-                Some(d) => {
-                    let _ = write!(out, "{}", d.format("%Y-%m-%d"));
-                }
+                Some(d) => write_date(out, d),
                 None => push_int(out, days),
             }
         }
@@ -599,14 +595,52 @@ pub fn write_decimal(out: &mut String, v: i128, scale: i8) {
     );
 }
 
-/// Writes microseconds since the epoch as `YYYY-MM-DD HH:MM:SS[.ffffff]`.
+/// Writes a float with the spellings PostgreSQL reads back (`NaN`, `Infinity`, `-Infinity`);
+/// finite values use the shortest text that round-trips.
+fn write_float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// `YYYY-MM-DD`, or `YYYY-MM-DD BC` for years before 1 (PostgreSQL's spelling).
+fn write_date(out: &mut String, d: NaiveDate) {
+    if d.year() >= 1 {
+        let _ = write!(out, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+    } else {
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02} BC",
+            1 - d.year(),
+            d.month(),
+            d.day()
+        );
+    }
+}
+
+/// Writes microseconds since the epoch as `YYYY-MM-DD HH:MM:SS[.ffffff]` (`... BC` before year 1).
 pub fn write_timestamp(out: &mut String, micros: i64) {
     match timestamp_from_micros(micros) {
         Some(dt) => {
-            let _ = write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S"));
+            let bc = dt.year() < 1;
+            let year = if bc { 1 - dt.year() } else { dt.year() };
+            let _ = write!(
+                out,
+                "{year:04}-{:02}-{:02} {}",
+                dt.month(),
+                dt.day(),
+                dt.format("%H:%M:%S")
+            );
             let frac = micros.rem_euclid(1_000_000);
             if frac != 0 {
                 let _ = write!(out, ".{frac:06}");
+            }
+            if bc {
+                out.push_str(" BC");
             }
         }
         None => push_int(out, micros),

@@ -218,12 +218,23 @@ pub fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, Strin
     match fast {
         Some(x) if x.unsigned_abs() < 10u128.pow(precision as u32) => Ok(x),
         // Out of range, would round, or overflowed in the middle: the exact text path decides.
-        _ => parse_decimal(&numeric_to_string(v)?, precision, scale),
+        _ => {
+            numeric_header(v)?;
+            parse_decimal(&numeric_to_string(v)?, precision, scale)
+        }
     }
 }
 
-/// Decodes a numeric to its exact decimal text (`-12.50`, `NaN` is an error).
+/// Decodes a numeric to its exact decimal text (`-12.50`, `NaN`, `Infinity`).
 pub fn numeric_to_string(v: &[u8]) -> Result<String, String> {
+    if v.len() >= 8 {
+        match be_i16(&v[4..]) as u16 {
+            NUMERIC_NAN => return Ok("NaN".into()),
+            NUMERIC_PINF => return Ok("Infinity".into()),
+            NUMERIC_NINF => return Ok("-Infinity".into()),
+            _ => {}
+        }
+    }
     let h = numeric_header(v)?;
     let n = h.digits.len() / 2;
     let digit = |i: i32| {
@@ -333,10 +344,16 @@ fn put_numeric_groups(buf: &mut BytesMut, groups: &[i16], mut weight: i32, neg: 
 /// Appends a numeric field from decimal text of any size (`NaN` included).
 pub fn put_numeric_text(buf: &mut BytesMut, text: &str) -> Result<(), String> {
     let t = text.trim();
-    if t.eq_ignore_ascii_case("nan") {
+    let special = match t.to_ascii_lowercase().as_str() {
+        "nan" => Some(NUMERIC_NAN),
+        "infinity" | "+infinity" => Some(NUMERIC_PINF),
+        "-infinity" => Some(NUMERIC_NINF),
+        _ => None,
+    };
+    if let Some(sign) = special {
         buf.put_i32(8);
         buf.put_slice(&[0, 0, 0, 0]);
-        buf.put_u16(NUMERIC_NAN);
+        buf.put_u16(sign);
         buf.put_u16(0);
         return Ok(());
     }

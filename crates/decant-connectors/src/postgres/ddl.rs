@@ -10,7 +10,11 @@ use crate::traits::{DdlSet, TargetTable};
 /// table), at most 63 bytes.
 fn object_name(table: &TableName, name: &str) -> String {
     let prefix = format!("{}_", table.name);
-    let full = if name.starts_with(&prefix) { name.to_string() } else { format!("{prefix}{name}") };
+    let full = if name.starts_with(&prefix) {
+        name.to_string()
+    } else {
+        format!("{prefix}{name}")
+    };
     if full.len() <= 63 {
         return full;
     }

@@ -1,0 +1,81 @@
+//! Helpers shared by the end-to-end tests: plans in temp dirs, the CLI, digests of tables.
+#![allow(dead_code, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use decant_connectors::testkit::{MysqlTestDb, PgTestDb, SqliteTestDb};
+
+/// A temp dir holding a plan file and the control store of one test.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `plan.toml` with the two URLs and extra TOML after them.
+    pub fn plan(&self, source: &str, target: &str, extra: &str) -> PathBuf {
+        let path = self.path().join("plan.toml");
+        let text = format!(
+            "name = \"test\"\n{extra}\n[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n"
+        );
+        std::fs::write(&path, text).expect("write plan");
+        path
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path().join("state.db")
+    }
+
+    /// Runs `decant ARGS` with this dir's control store; returns its output.
+    pub fn decant(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run decant")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decant"));
+        cmd.args(args)
+            .env("DECANT_STATE", self.state())
+            .current_dir(self.path());
+        cmd
+    }
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "decant failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// md5 of every row's text form in key order: equal digests mean equal tables.
+pub async fn pg_digest(
+    client: &tokio_postgres::Client,
+    table: &str,
+    order_by: &str,
+) -> (i64, String) {
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), coalesce(md5(string_agg(t::text, chr(10) ORDER BY {order_by})), '') FROM {table} t"),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("digest of {table}: {e}"));
+    (row.get(0), row.get(1))
+}
