@@ -271,6 +271,14 @@ pub fn build_plan(
                     }
                 },
             };
+            // A column given a text type is read as text: the plan can then carry values that do
+            // not fit their declared source type (SQLite's dynamic typing, odd MySQL data).
+            if override_type.is_some()
+                && target_logical.is_textual()
+                && !source_logical.is_textual()
+            {
+                source_logical = LogicalType::Text;
+            }
             source_columns.push(SourceColumn {
                 name: c.name.clone(),
                 native_type: c.native_type.clone(),

@@ -63,6 +63,11 @@ impl Progress {
     }
 
     pub fn set_phase(&self, phase: &str) {
+        tracing::info!(
+            phase,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "phase"
+        );
         *self.phase.lock().expect("progress lock") = phase.to_string();
     }
 

@@ -692,7 +692,15 @@ async fn attempt_chunk(
         Ok::<_, ConnectorError>((read, bytes))
     };
     let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
-    let ((read, bytes), written) = tokio::try_join!(relay, writer)?;
+    // Both halves run to their end, so the error reported is the cause, not its echo: a failed
+    // reader makes the writer see a closed channel, a failed writer makes the relay see one.
+    let (relayed, written) = tokio::join!(relay, writer);
+    let ((read, bytes), written) = match (relayed, written) {
+        (Ok(r), Ok(w)) => (r, w),
+        (Err(e), Err(ConnectorError::ChannelClosed) | Ok(_)) => return Err(e),
+        (Err(ConnectorError::ChannelClosed) | Ok(_), Err(e)) => return Err(e),
+        (Err(e), Err(_)) => return Err(e),
+    };
     if read != written {
         return Err(ConnectorError::Internal(format!(
             "chunk {}: read {read} rows but wrote {written}",

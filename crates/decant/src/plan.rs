@@ -56,7 +56,11 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             t.source,
             t.target.name,
             p.chunks.len(),
-            t.row_estimate
+            p.chunks
+                .iter()
+                .map(|c| c.estimated_rows)
+                .sum::<u64>()
+                .max(t.row_estimate)
         );
         for (s, c) in t.source_columns.iter().zip(&t.target.columns) {
             println!(

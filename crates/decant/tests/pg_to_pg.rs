@@ -275,3 +275,60 @@ async fn a_rejected_row_fails_its_chunk_with_table_and_range() {
         "every row in the target belongs to a committed chunk"
     );
 }
+
+#[tokio::test]
+async fn server_time_zones_shift_nothing() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    let s = src.client().await;
+    s.batch_execute(&format!(
+        "ALTER DATABASE {} SET timezone = 'Asia/Kolkata';
+         CREATE TABLE t (id int PRIMARY KEY, naive timestamp, instant timestamptz, d date);
+         INSERT INTO t VALUES (1, '2024-03-10 02:30:00', '2024-03-10 02:30:00+00', '2024-03-10'),
+                              (2, '1969-07-20 20:17:40.123456', '1969-07-20 20:17:40.123456-05', '1969-07-20');",
+        src.name
+    ))
+    .await
+    .unwrap();
+    dst.client()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET timezone = 'America/New_York'",
+            dst.name
+        ))
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    assert_success(&w.decant(&[
+        "run",
+        "-q",
+        w.plan(&src.url, &dst.url, "").to_str().unwrap(),
+    ]));
+    let d = dst.client().await;
+    d.batch_execute("SET TIME ZONE 'UTC'").await.unwrap();
+    let rows = d
+        .query(
+            "SELECT naive::text, instant::text, d::text FROM t ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "2024-03-10 02:30:00".into(),
+                "2024-03-10 02:30:00+00".into(),
+                "2024-03-10".into()
+            ),
+            (
+                "1969-07-20 20:17:40.123456".into(),
+                "1969-07-21 01:17:40.123456+00".into(),
+                "1969-07-20".into()
+            ),
+        ]
+    );
+}

@@ -31,6 +31,10 @@ pub struct PostgresTarget {
 impl PostgresTarget {
     pub async fn connect(url: &ConnectionUrl) -> Result<Self, ConnectorError> {
         let control = connect(url.expose()).await?;
+        // Keys and indexes are built after the data by this session: sort in memory when we can.
+        control
+            .batch_execute("SET maintenance_work_mem = '256MB'")
+            .await?;
         Ok(PostgresTarget {
             url: url.expose().to_string(),
             control,

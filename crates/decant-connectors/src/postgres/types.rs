@@ -275,3 +275,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// Reads `| a | b | ... |` rows of the markdown table under `heading`.
+    fn table_rows(doc: &str, heading: &str) -> Vec<(String, String)> {
+        let section = doc.split(heading).nth(1).expect("heading present");
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
+                (cells[1].to_string(), cells[2].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn docs_match_the_code() {
+        let doc = include_str!("../../../../docs/type-mapping/postgres.md");
+        let reading = table_rows(doc, "## Reading");
+        assert!(reading.len() > 30);
+        for (native, logical) in reading {
+            let got = to_logical(&native).map(|l| l.to_string());
+            assert_eq!(got.as_deref(), Some(logical.as_str()), "reading {native}");
+        }
+        let writing = table_rows(doc, "## Writing");
+        assert!(writing.len() > 30);
+        for (logical, native) in writing {
+            let l: LogicalType = logical.parse().unwrap_or_else(|e| panic!("{logical}: {e}"));
+            assert_eq!(to_native(&l), native, "writing {logical}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The reference plan in `examples/` documents every key; it must parse, and use every key.
+
+use decant_core::plan::{IfExists, Plan, ValuePolicy};
+
+#[test]
+fn reference_plan_parses_and_sets_every_key() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/reference-plan.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("examples/reference-plan.toml exists");
+    let plan = Plan::from_toml(&text).expect("the reference plan parses");
+    assert_eq!(plan.name.as_deref(), Some("sakila"));
+    assert_eq!(plan.load.if_exists, IfExists::Fail);
+    assert_eq!(plan.load.max_memory_bytes().unwrap(), 256_000_000);
+    assert_eq!(plan.policies.zero_date, ValuePolicy::Null);
+    assert_eq!(plan.cast.len(), 2);
+    assert_eq!(plan.cast[1].column.as_deref(), Some("release_year"));
+    let film = &plan.tables["film"];
+    assert_eq!(film.rename.as_deref(), Some("films"));
+    assert_eq!(
+        film.columns["description"].target_type.as_deref(),
+        Some("text")
+    );
+    assert!(film.columns["fulltext"].skip);
+    assert!(plan.tables["staff"].skip);
+    // Every key the structs know appears in the file: a round trip through JSON loses nothing.
+    let json = serde_json::to_value(&plan).unwrap();
+    for key in [
+        "name", "source", "target", "load", "tables", "cast", "policies",
+    ] {
+        assert!(json.get(key).is_some(), "reference plan lacks `{key}`");
+    }
+    for key in [
+        "parallelism",
+        "chunk_rows",
+        "batch_rows",
+        "if_exists",
+        "max_memory",
+        "primary_key_after_load",
+        "retries",
+    ] {
+        assert!(
+            text.contains(&format!("\n{key} = ")),
+            "reference plan lacks load.{key}"
+        );
+    }
+    assert_eq!(
+        Plan::from_json(&json.to_string()).unwrap(),
+        plan,
+        "JSON gives the same plan"
+    );
+}
