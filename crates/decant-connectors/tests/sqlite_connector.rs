@@ -570,8 +570,11 @@ async fn every_logical_type_round_trips() {
             | LogicalType::Int32
             | LogicalType::UInt8
             | LogicalType::UInt16
-            | LogicalType::UInt32
-            | LogicalType::UInt64 => LogicalType::Int64,
+            | LogicalType::UInt32 => LogicalType::Int64,
+            LogicalType::UInt64 => LogicalType::Decimal {
+                precision: 20,
+                scale: 0,
+            },
             LogicalType::Float32 => LogicalType::Float64,
             l if l.is_textual()
                 && !matches!(

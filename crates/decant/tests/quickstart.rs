@@ -9,12 +9,22 @@ fn quickstart_plan_migrates_the_example_shop() {
     let w = Workdir::new();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     std::fs::create_dir_all(w.path().join("examples")).unwrap();
-    std::fs::copy(format!("{root}/examples/shop.db"), w.path().join("examples/shop.db")).unwrap();
-    std::fs::copy(format!("{root}/examples/quickstart.toml"), w.path().join("quickstart.toml")).unwrap();
+    std::fs::copy(
+        format!("{root}/examples/shop.db"),
+        w.path().join("examples/shop.db"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{root}/examples/quickstart.toml"),
+        w.path().join("quickstart.toml"),
+    )
+    .unwrap();
 
     let out = w.decant(&["run", "quickstart.toml", "--summary-json", "summary.json"]);
     assert_success(&out);
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(w.path().join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path().join("summary.json")).unwrap())
+            .unwrap();
     let src = rusqlite::Connection::open(w.path().join("examples/shop.db")).unwrap();
     let dst = rusqlite::Connection::open(w.path().join("shop-copy.db")).unwrap();
     let tables: Vec<String> = src
@@ -37,5 +47,9 @@ fn quickstart_plan_migrates_the_example_shop() {
 
     let again = w.decant(&["run", "-q", "quickstart.toml"]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("exists; set load.if_exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("exists; set load.if_exists"),
+        "{}",
+        stderr(&again)
+    );
 }

@@ -357,20 +357,8 @@ pub fn put_numeric_text(buf: &mut BytesMut, text: &str) -> Result<(), String> {
         buf.put_u16(0);
         return Ok(());
     }
-    let (neg, body) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (int_s, frac_s) = body.split_once('.').unwrap_or((body, ""));
-    if int_s.is_empty() && frac_s.is_empty()
-        || !int_s
-            .bytes()
-            .chain(frac_s.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
-        return Err(format!("`{t}` is not a decimal number"));
-    }
+    let (neg, int_s, frac_s) = split_decimal(t)?;
+    let (int_s, frac_s) = (int_s.as_str(), frac_s.as_str());
     let int_s = int_s.trim_start_matches('0');
     let mut groups = Vec::with_capacity(int_s.len() / 4 + frac_s.len() / 4 + 2);
     let lead = int_s.len() % 4;
@@ -390,6 +378,56 @@ pub fn put_numeric_text(buf: &mut BytesMut, text: &str) -> Result<(), String> {
     }
     put_numeric_groups(buf, &groups, weight, neg, frac_s.len() as u16);
     Ok(())
+}
+
+/// Splits decimal text into sign, integer digits and fraction digits, applying an exponent
+/// (`1.25e3` → `1250`, `5e-2` → `0.05`), so that values a source printed in scientific notation
+/// (SQLite REALs) are carried exactly.
+fn split_decimal(t: &str) -> Result<(bool, String, String), String> {
+    let bad = || format!("`{t}` is not a decimal number");
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().map_err(|_| bad())?),
+        None => (body, 0),
+    };
+    let (int_s, frac_s) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_s.is_empty() && frac_s.is_empty()
+        || !int_s
+            .bytes()
+            .chain(frac_s.bytes())
+            .all(|b| b.is_ascii_digit())
+        || exp.unsigned_abs() > 100_000
+    {
+        return Err(bad());
+    }
+    if exp == 0 {
+        return Ok((neg, int_s.to_string(), frac_s.to_string()));
+    }
+    let digits = format!("{int_s}{frac_s}");
+    let point = int_s.len() as i64 + exp;
+    Ok(if point <= 0 {
+        (
+            neg,
+            String::new(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            neg,
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        (
+            neg,
+            digits[..point as usize].to_string(),
+            digits[point as usize..].to_string(),
+        )
+    })
 }
 
 fn group_value(c: &[u8]) -> i16 {
@@ -457,22 +495,23 @@ impl Encoder {
 }
 
 /// Appends every row of `batch` to `buf` in binary COPY format. `encoders[i]` is column i's.
+/// On error, gives the index of the column whose value could not be encoded.
 pub fn encode_batch(
     batch: &RecordBatch,
     encoders: &[Encoder],
     buf: &mut BytesMut,
-) -> Result<(), String> {
+) -> Result<(), (usize, String)> {
     let cols = batch.columns();
     let ncols = cols.len() as i16;
     buf.reserve(batch.num_rows() * (2 + 12 * cols.len()));
     for row in 0..batch.num_rows() {
         buf.put_i16(ncols);
-        for (col, enc) in cols.iter().zip(encoders) {
+        for (i, (col, enc)) in cols.iter().zip(encoders).enumerate() {
             if col.is_null(row) {
                 buf.put_i32(-1);
                 continue;
             }
-            encode_value(col.as_ref(), *enc, row, buf)?;
+            encode_value(col.as_ref(), *enc, row, buf).map_err(|e| (i, e))?;
         }
     }
     Ok(())
@@ -610,12 +649,16 @@ mod tests {
             ("-0.05", -5, 2),
             ("100000", 100_000, 0),
             ("0.0012345", 12_345, 7),
+            ("1.25e5", 125_000, 0),
+            ("5e-2", 5, 2),
         ] {
             let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
             put_numeric_text(&mut a, text).unwrap();
             put_numeric_i128(&mut b, v, scale);
             assert_eq!(a, b, "{text}");
-            assert_eq!(numeric_to_string(&a[4..]).unwrap(), text);
+            if !text.contains('e') {
+                assert_eq!(numeric_to_string(&a[4..]).unwrap(), text);
+            }
         }
         let mut big = BytesMut::new();
         let text = "123456789012345678901234567890123456789012345.123456789012345678901234567890";

@@ -171,11 +171,14 @@ pub fn ddl(table: &TargetTable, primary_key_after_load: bool) -> DdlSet {
         .iter()
         .filter(|c| c.auto_increment && matches!(c.native_type.as_str(), "smallint" | "integer" | "bigint"))
         .map(|c| {
+            // The next value follows the loaded maximum; `is_called` avoids `max + 1`, which
+            // overflows when the maximum is the type's largest value.
+            let col = quote_ident(Dialect::Postgres, &c.name);
             format!(
-                "SELECT setval(pg_get_serial_sequence({}, {}), coalesce(max({}), 0) + 1, false) FROM {q}",
+                "SELECT setval(pg_get_serial_sequence({}, {}), greatest(coalesce(max({col}), 1), 1), \
+                 coalesce(max({col}), 0) >= 1) FROM {q}",
                 quote_literal(Dialect::Postgres, &q),
                 quote_literal(Dialect::Postgres, &c.name),
-                quote_ident(Dialect::Postgres, &c.name)
             )
         })
         .collect();

@@ -82,7 +82,7 @@ fn encode_text_batch(
     batch: &RecordBatch,
     columns: &[TargetColumn],
     buf: &mut BytesMut,
-) -> Result<(), String> {
+) -> Result<(), (usize, String)> {
     let mut value = String::new();
     for row in 0..batch.num_rows() {
         for (i, col) in batch.columns().iter().enumerate() {
@@ -104,13 +104,13 @@ fn encode_text_batch(
                 if matches!(columns[i].logical, LogicalType::Array(_))
                     && columns[i].native_type.ends_with("[]")
                 {
-                    value = json_to_pg_array(&value)?;
+                    value = json_to_pg_array(&value).map_err(|e| (i, e))?;
                 }
             }
             if value.contains('\0') {
-                return Err(format!(
-                    "column {}: text contains a NUL byte (0x00), which PostgreSQL text cannot hold",
-                    columns[i].name
+                return Err((
+                    i,
+                    "text contains a NUL byte (0x00), which PostgreSQL text cannot hold".into(),
                 ));
             }
             for b in value.bytes() {
@@ -211,11 +211,16 @@ impl Target for PostgresTarget {
     async fn execute(&self, statements: &[String]) -> Result<(), ConnectorError> {
         for s in statements {
             self.control.batch_execute(s).await.map_err(|e| {
-                let e = ConnectorError::from(e);
+                let (message, retriable) = match ConnectorError::from(e) {
+                    ConnectorError::Database {
+                        message, retriable, ..
+                    } => (message, retriable),
+                    other => (other.to_string(), other.is_retriable()),
+                };
                 ConnectorError::Database {
                     system: Dialect::Postgres,
-                    message: format!("{e} in: {s}"),
-                    retriable: e.is_retriable(),
+                    message: format!("{message}, in: {s}"),
+                    retriable,
                 }
             })?;
         }
@@ -296,9 +301,12 @@ impl Target for PostgresTarget {
             buf.put_slice(COPY_HEADER);
         }
         let mut rows = 0u64;
-        let fail = |message: String| ConnectorError::Value {
+        let fail = |(col, message): (usize, String)| ConnectorError::Value {
             table: table.name.to_string(),
-            column: "(row)".into(),
+            column: table
+                .columns
+                .get(col)
+                .map_or_else(String::new, |c| c.name.clone()),
             range: format!("chunk {chunk_id}"),
             message,
         };
@@ -318,7 +326,9 @@ impl Target for PostgresTarget {
         sink.send(buf.split().freeze()).await?;
         let copied = sink.finish().await?;
         if copied != rows {
-            return Err(fail(format!("COPY stored {copied} rows of {rows} sent")));
+            return Err(ConnectorError::Internal(format!(
+                "COPY stored {copied} rows of {rows} sent"
+            )));
         }
         tx.execute(
             &format!(

@@ -202,7 +202,11 @@ pub fn index_name(table: &str, index: &Index) -> String {
 /// word, so names are prefixed with their table unless they already are.
 fn target_index_name(table: &str, index: &Index) -> String {
     let name = index_name(table, index);
-    if name.starts_with(&format!("{table}_")) { name } else { format!("{table}_{name}") }
+    if name.starts_with(&format!("{table}_")) {
+        name
+    } else {
+        format!("{table}_{name}")
+    }
 }
 
 fn foreign_key_clause(fk: &ForeignKey) -> String {

@@ -128,7 +128,9 @@ pub fn to_native(logical: &LogicalType) -> String {
     use LogicalType::*;
     match logical {
         Bool => "BOOLEAN".into(),
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => "INTEGER".into(),
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => "INTEGER".into(),
+        // SQLite integers are signed 64-bit: unsigned 64-bit values keep every digit as exact text.
+        UInt64 => "DECIMAL TEXT(20,0)".into(),
         Float32 | Float64 => "REAL".into(),
         Decimal { precision, scale } if *precision <= NUMERIC_EXACT_DIGITS => {
             format!("NUMERIC({precision},{scale})")
