@@ -4,6 +4,7 @@
 //! (the type mapping table) and `ddl`. `registry` is the one place that names them all.
 
 pub mod batch;
+pub mod chunking;
 pub mod error;
 pub mod mysql;
 pub mod postgres;
@@ -15,8 +16,8 @@ pub mod traits;
 pub use error::ConnectorError;
 pub use registry::{connect_source, connect_target};
 pub use traits::{
-    ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, ReadColumn, ReadRequest, Source, Target,
-    TargetColumn, TargetTable, chunk_channel,
+    ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, HazardBound, HazardCheck, HazardCount,
+    ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable, chunk_channel,
 };
 
 /// Name of the table on every target that records committed chunks (see DESIGN.md, exactly once).

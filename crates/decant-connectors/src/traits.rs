@@ -4,6 +4,7 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
+use decant_core::hazard::HazardKind;
 use decant_core::plan::Policies;
 use decant_core::{Catalog, ChunkSpec, Dialect, ForeignKey, Index, LogicalType, Table, TableName};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,37 @@ pub struct ReadRequest {
     pub policies: Policies,
 }
 
+/// What a hazard check compares a value against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "bound", rename_all = "snake_case")]
+pub enum HazardBound {
+    /// No bound: the kind says it all (zero dates, NUL bytes, NaN).
+    None,
+    /// More characters than this.
+    MaxChars { chars: u64 },
+    /// More bytes than this.
+    MaxBytes { bytes: u64 },
+    /// Dates or timestamps outside `[min, max]` (ISO dates), or not finite.
+    DateRange { min: String, max: String },
+    /// Numbers whose absolute value is at least `limit` (decimal text, e.g. `1e10`).
+    AbsAtLeast { limit: String },
+}
+
+/// One check of one column, pushed down to the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HazardCheck {
+    pub column: String,
+    pub kind: HazardKind,
+    pub bound: HazardBound,
+}
+
+/// What a check found: exact row count and up to five sample keys (or row positions).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HazardCount {
+    pub rows: u64,
+    pub sample_keys: Vec<String>,
+}
+
 /// A source system: introspection, chunk planning and streaming reads.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -56,6 +88,18 @@ pub trait Source: Send + Sync {
 
     /// Exact row count of a table.
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
+
+    /// Runs every check of one table in a single aggregate scan on the source, returning one
+    /// count per check, in order. Checks a system cannot express in SQL return `None`, so the
+    /// caller knows they were not run (they are then caught during the load).
+    async fn scan_hazards(
+        &self,
+        table: &Table,
+        checks: &[HazardCheck],
+    ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
+        let _ = table;
+        Ok(vec![None; checks.len()])
+    }
 }
 
 /// A column as it will be created on the target.

@@ -1,8 +1,11 @@
-//! Decant's shared vocabulary: plan model, logical types, schema catalog, identifiers and quoting.
+//! Decant's shared vocabulary: plan model, logical types, schema catalog, identifiers and quoting,
+//! and the canonical value encoding that validation digests.
 
+pub mod canonical;
 pub mod catalog;
 pub mod chunk;
 pub mod error;
+pub mod hazard;
 pub mod ident;
 pub mod plan;
 pub mod size;

@@ -29,6 +29,9 @@ pub struct Plan {
     pub cast: Vec<CastRule>,
     #[serde(default)]
     pub policies: Policies,
+    /// How `decant validate` (and, later, `decant run`) proves the target matches the source.
+    #[serde(default)]
+    pub validate: ValidateConfig,
 }
 
 /// Where data comes from.
@@ -149,6 +152,13 @@ pub struct ColumnConfig {
     /// Leave the column out.
     #[serde(default)]
     pub skip: bool,
+    /// Hazard policies for this column; they override the type's and the global ones.
+    #[serde(default, skip_serializing_if = "is_default_policies")]
+    pub policies: PolicySet,
+}
+
+fn is_default_policies(p: &PolicySet) -> bool {
+    *p == PolicySet::default()
 }
 
 /// A global type rule in the spirit of pgloader's CAST: columns whose source type matches get
@@ -166,23 +176,47 @@ pub struct CastRule {
     pub target_type: String,
 }
 
-/// What to do with values that the target cannot hold as they are.
+pub use crate::hazard::{Policies, PolicySet, ValuePolicy};
+
+/// How much a run proves about the data it copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ValuePolicy {
-    /// Fail the chunk, naming table, column and key range (the default: nothing changes silently).
+pub enum ValidateMode {
+    /// No proof beyond the chunk markers.
+    Off,
+    /// Row counts, source against target (what `decant run` always checks).
     #[default]
-    Fail,
-    /// Load NULL instead (the column must be nullable on the target).
-    Null,
+    Count,
+    /// Row counts and per-chunk digests of every value, with a row-level diff where they differ.
+    Checksum,
 }
 
-/// Policies for values that need a decision.
+/// Validation settings: the comparison, and rules the target must satisfy.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Policies {
-    /// MySQL zero dates (`0000-00-00`) and partial-zero dates (`2020-00-15`).
-    pub zero_date: ValuePolicy,
+pub struct ValidateConfig {
+    /// What `decant run` validates after loading (`decant validate` always compares digests).
+    pub mode: ValidateMode,
+    /// Relative tolerance for floating-point values: `|a - b| <= float_tolerance * max(|a|, |b|)`
+    /// counts as equal. 0 (the default) compares floats exactly.
+    pub float_tolerance: f64,
+    /// Business rules checked on the target, as SQL that returns one number.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<ValidationRule>,
+}
+
+/// A business rule: `sql` runs on the target and its first value must equal `expect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRule {
+    /// A short name for reports (`no negative totals`).
+    pub name: String,
+    /// A query in the target's SQL returning one row whose first column is a number,
+    /// e.g. `SELECT count(*) FROM orders WHERE total < 0`.
+    pub sql: String,
+    /// The value the query must return (default 0).
+    #[serde(default)]
+    pub expect: i64,
 }
 
 impl Plan {
@@ -229,6 +263,26 @@ impl Plan {
         }
         if let Err(e) = self.load.max_memory_bytes() {
             problems.push(format!("load.max_memory: {e}"));
+        }
+        let tolerance = self.validate.float_tolerance;
+        if !tolerance.is_finite() || tolerance < 0.0 {
+            problems.push(format!(
+                "validate.float_tolerance must be a number >= 0 (a relative tolerance such as 1e-6), not {tolerance}"
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, rule) in self.validate.rules.iter().enumerate() {
+            if rule.name.trim().is_empty() {
+                problems.push(format!("validate.rules[{i}] needs a name"));
+            } else if !names.insert(rule.name.as_str()) {
+                problems.push(format!(
+                    "validate.rules: two rules are named `{}`; names must be unique",
+                    rule.name
+                ));
+            }
+            if rule.sql.trim().is_empty() {
+                problems.push(format!("validate.rules[{i}] (`{}`) needs sql", rule.name));
+            }
         }
         for (key, url) in [
             ("source.url", &self.source.url),
@@ -342,6 +396,32 @@ mod tests {
         .unwrap();
         let json = Plan::from_json(&serde_json::to_string(&toml).unwrap()).unwrap();
         assert_eq!(toml, json);
+    }
+
+    #[test]
+    fn validate_settings_are_checked() {
+        let base = "[source]\nurl = \"sqlite://a.db\"\n[target]\nurl = \"sqlite://b.db\"\n";
+        let plan = Plan::from_toml(base).unwrap();
+        assert_eq!(plan.validate, ValidateConfig::default());
+        assert_eq!(plan.validate.mode, ValidateMode::Count);
+        let ok = Plan::from_toml(&format!(
+            "{base}[validate]\nmode = \"checksum\"\nfloat_tolerance = 1e-9\n[[validate.rules]]\nname = \"r\"\nsql = \"SELECT 0\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.validate.rules[0].expect, 0);
+        assert_eq!(ok.validate.mode, ValidateMode::Checksum);
+        let err = Plan::from_toml(&format!(
+            "{base}[validate]\nfloat_tolerance = -1.0\n[[validate.rules]]\nname = \"r\"\nsql = \"\"\n[[validate.rules]]\nname = \"r\"\nsql = \"SELECT 1\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("float_tolerance"), "{err}");
+        assert!(err.contains("needs sql"), "{err}");
+        assert!(err.contains("two rules are named `r`"), "{err}");
+        assert!(
+            Plan::from_toml(&format!("{base}[validate]\nmode = \"full\"\n")).is_err(),
+            "unknown modes are refused"
+        );
     }
 
     #[test]

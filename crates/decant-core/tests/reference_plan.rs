@@ -1,6 +1,6 @@
 //! The reference plan in `examples/` documents every key; it must parse, and use every key.
 
-use decant_core::plan::{IfExists, Plan, ValuePolicy};
+use decant_core::plan::{IfExists, Plan, ValidateMode, ValuePolicy};
 
 #[test]
 fn reference_plan_parses_and_sets_every_key() {
@@ -13,7 +13,7 @@ fn reference_plan_parses_and_sets_every_key() {
     assert_eq!(plan.name.as_deref(), Some("sakila"));
     assert_eq!(plan.load.if_exists, IfExists::Fail);
     assert_eq!(plan.load.max_memory_bytes().unwrap(), 256_000_000);
-    assert_eq!(plan.policies.zero_date, ValuePolicy::Null);
+    assert_eq!(plan.policies.global.zero_date, Some(ValuePolicy::Null));
     assert_eq!(plan.cast.len(), 2);
     assert_eq!(plan.cast[1].column.as_deref(), Some("release_year"));
     let film = &plan.tables["film"];
@@ -24,10 +24,19 @@ fn reference_plan_parses_and_sets_every_key() {
     );
     assert!(film.columns["fulltext"].skip);
     assert!(plan.tables["staff"].skip);
+    assert_eq!(plan.validate.mode, ValidateMode::Checksum);
+    assert_eq!(plan.validate.float_tolerance, 1e-6);
+    assert_eq!(plan.validate.rules.len(), 2);
+    assert_eq!(plan.validate.rules[0].name, "no negative payments");
+    assert_eq!(plan.validate.rules[0].expect, 0);
+    assert_eq!(
+        plan.validate.rules[1].expect, 0,
+        "expect defaults to 0 when left out"
+    );
     // Every key the structs know appears in the file: a round trip through JSON loses nothing.
     let json = serde_json::to_value(&plan).unwrap();
     for key in [
-        "name", "source", "target", "load", "tables", "cast", "policies",
+        "name", "source", "target", "load", "tables", "cast", "policies", "validate",
     ] {
         assert!(json.get(key).is_some(), "reference plan lacks `{key}`");
     }
@@ -43,6 +52,18 @@ fn reference_plan_parses_and_sets_every_key() {
         assert!(
             text.contains(&format!("\n{key} = ")),
             "reference plan lacks load.{key}"
+        );
+    }
+    for key in ["mode", "float_tolerance", "rules"] {
+        assert!(
+            json["validate"].get(key).is_some(),
+            "reference plan lacks validate.{key}"
+        );
+    }
+    for key in ["name", "sql", "expect"] {
+        assert!(
+            text.contains(&format!("\n{key} = ")),
+            "reference plan lacks validate.rules.{key}"
         );
     }
     assert_eq!(

@@ -28,6 +28,12 @@ pub enum EngineError {
         #[source]
         source: Box<ConnectorError>,
     },
+    /// The source holds values the target cannot take and the plan gives them no policy.
+    #[error(
+        "the source holds values the target cannot take, and the plan gives them no policy (nothing was touched):\n  - {}",
+        .0.join("\n  - ")
+    )]
+    Hazards(Vec<String>),
     /// The rows written do not add up: the run refuses to report success.
     #[error("row counts do not match:\n  - {}", .0.join("\n  - "))]
     Verification(Vec<String>),

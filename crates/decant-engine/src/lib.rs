@@ -1,13 +1,20 @@
 //! Decant's engine: the planner (selection, type mapping, FK order, DDL, chunks) and the runner
-//! (parallel chunks over bounded channels, exactly-once commits, resume, verification).
+//! (parallel chunks over bounded channels, exactly-once commits, resume, verification), and
+//! validation (digests over canonical values, row-level diffs, rules on the target).
 
 pub mod convert;
 pub mod error;
+pub mod hazards;
 pub mod planner;
+pub mod policy;
+pub mod preflight;
 pub mod progress;
 pub mod runner;
+pub mod validate;
 
 pub use error::EngineError;
 pub use planner::{JobPlan, TableJob, build_plan};
+pub use preflight::{Finding, PreflightReport, preflight};
 pub use progress::{Progress, TableProgress};
 pub use runner::{RunOptions, RunSummary, TableSummary, run};
+pub use validate::{ValidateOptions, ValidationReport, validate_plan};

@@ -34,6 +34,10 @@ pub struct TableJob {
     pub size_bytes: u64,
     /// Notes for the user: lossy mappings, dropped indexes, foreign keys to tables left out.
     pub notes: Vec<String>,
+    /// The hazard checks this table needs, each with the policy that resolves what it finds.
+    pub checks: Vec<crate::hazards::PlannedCheck>,
+    /// Every column's hazard policies, resolved (column → type → global), by source column.
+    pub policies: std::collections::BTreeMap<String, decant_core::hazard::PolicySet>,
 }
 
 impl TableJob {
@@ -379,12 +383,36 @@ pub fn build_plan(
             indexes,
             foreign_keys,
         };
+        let pairs: Vec<(SourceColumn, TargetColumn)> = source_columns
+            .iter()
+            .cloned()
+            .zip(target_table.columns.iter().cloned())
+            .collect();
+        let (checks, policies) = crate::hazards::plan_checks(
+            plan,
+            &t.name,
+            source_dialect,
+            target.dialect(),
+            &pairs,
+            &mut problems,
+        );
+        // A column whose hazards may be loaded as NULL must accept NULL.
+        let mut target_table = target_table;
+        for c in &checks {
+            if c.policy == decant_core::hazard::ValuePolicy::Null
+                && let Some(i) = source_columns.iter().position(|s| s.name == c.check.column)
+            {
+                target_table.columns[i].nullable = true;
+            }
+        }
         let ddl = target.ddl(&target_table, plan.load.primary_key_after_load);
         jobs.push(TableJob {
             source: t.name.clone(),
             source_columns,
             target: target_table,
             ddl,
+            checks,
+            policies,
             if_exists: cfg.and_then(|c| c.if_exists).unwrap_or(plan.load.if_exists),
             chunk_rows: cfg
                 .and_then(|c| c.chunk_rows)

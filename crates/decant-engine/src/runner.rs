@@ -21,7 +21,10 @@ use tokio::sync::mpsc;
 use crate::convert::convert_batch;
 use crate::error::EngineError;
 use crate::planner::{JobPlan, TableJob, build_plan};
+use crate::policy::{LocalCounts, PolicyCounters};
+use crate::preflight::{Finding, preflight};
 use crate::progress::{Progress, TableProgress};
+use decant_core::hazard::ScanMode;
 
 /// How a run is carried out, beyond the plan.
 #[derive(Clone)]
@@ -69,6 +72,12 @@ pub struct RunSummary {
     pub duration_secs: f64,
     pub views_not_migrated: Vec<String>,
     pub warnings: Vec<String>,
+    /// The planning scan that ran: "full", "schema" or "off" (a resumed job does not scan again).
+    pub scan: ScanMode,
+    /// Hazards the planning scan found, with the policy that handled them.
+    pub hazards: Vec<Finding>,
+    /// Values changed by a policy during the load, per table, column, kind and policy.
+    pub policy_changes: Vec<crate::policy::PolicyChange>,
 }
 
 fn fingerprint(value: &impl Serialize) -> Result<String, EngineError> {
@@ -117,6 +126,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let schema_fp = fingerprint(&schema_facts(&job_plan))?;
     let name = plan.job_name().to_string();
 
+    let mut scan_findings = Vec::new();
     let unfinished = store
         .latest_job(&name)
         .await?
@@ -170,6 +180,31 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let loaded = match loaded {
         Some(l) => l,
         None => {
+            // Planning scan: refuse before any DDL while a hazard has no policy.
+            if plan.policies.scan != ScanMode::Off {
+                progress.set_phase("scanning for hazards");
+                let report =
+                    preflight(&job_plan, &catalog, source.as_ref(), plan.policies.scan).await?;
+                let blocking: Vec<String> = report
+                    .blocking()
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}.{}: {} in {} rows (e.g. {}); resolve with {}",
+                            f.table,
+                            f.column,
+                            f.kind,
+                            f.rows,
+                            f.sample_keys.join(", "),
+                            f.resolve
+                        )
+                    })
+                    .collect();
+                if !blocking.is_empty() {
+                    return Err(EngineError::Hazards(blocking));
+                }
+                scan_findings = report.findings;
+            }
             create_job(
                 plan,
                 &job_plan,
@@ -184,6 +219,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         }
     };
     let job_id = loaded.job_id.clone();
+    let loaded_resumed = loaded.resumed;
     store
         .set_job_state(&job_id, JobState::Running, None)
         .await?;
@@ -192,6 +228,12 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         Ok(mut summary) => {
             summary.duration_secs = started.elapsed().as_secs_f64();
             summary.views_not_migrated = job_plan.views_not_migrated.clone();
+            summary.scan = if loaded_resumed {
+                ScanMode::Off
+            } else {
+                plan.policies.scan
+            };
+            summary.hazards = scan_findings;
             summary.warnings.extend(job_plan.warnings.clone());
             store
                 .set_summary(&job_id, &serde_json::to_string(&summary)?)
@@ -379,6 +421,7 @@ async fn execute(
 ) -> Result<RunSummary, EngineError> {
     let progress = opts.progress.clone();
     let job_id = loaded.job_id.as_str();
+    let counters = PolicyCounters::default();
     target.prepare_markers().await?;
     let committed: Vec<ChunkMarker> = target.committed_chunks(job_id).await?;
     let done: HashSet<(String, String)> = committed
@@ -445,7 +488,11 @@ async fn execute(
         .map(|task| {
             let (source, target, failed) = (source.clone(), target.clone(), failed.clone());
             let retries = plan.load.retries.max(1);
-            let policies = plan.policies.clone();
+            let policies = decant_core::plan::Policies {
+                resolved: task.table.policies.clone(),
+                ..plan.policies.clone()
+            };
+            let counters = counters.clone();
             async move {
                 if failed.load(Ordering::Relaxed) {
                     return Ok(()); // a chunk failed for good: start nothing new
@@ -456,7 +503,8 @@ async fn execute(
                     .await?;
                 let outcome = run_chunk(source, target, job_id, &task, retries, policies).await;
                 match outcome {
-                    Ok((rows, bytes)) => {
+                    Ok((rows, bytes, changed)) => {
+                        counters.merge(&key, &changed);
                         task.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
                         store
                             .update_chunk(job_id, &key, &task.chunk.id, "done", rows, bytes, None)
@@ -584,6 +632,9 @@ async fn execute(
         duration_secs: 0.0,
         views_not_migrated: vec![],
         warnings: vec![],
+        scan: ScanMode::Off,
+        hazards: vec![],
+        policy_changes: counters.changes(),
     })
 }
 
@@ -596,7 +647,7 @@ async fn run_chunk(
     task: &ChunkTask,
     retries: u32,
     policies: decant_core::plan::Policies,
-) -> Result<(u64, u64), ConnectorError> {
+) -> Result<(u64, u64, LocalCounts), ConnectorError> {
     let key = task.table.target.name.to_string();
     let mut attempt = 1;
     loop {
@@ -624,8 +675,11 @@ async fn run_chunk(
                         .iter()
                         .find(|m| m.table == key && m.chunk_id == task.chunk.id)
                 {
+                    // Committed before the connection dropped: its policy counts are lost with
+                    // the attempt, so the summary may undercount them (logged, never silent).
+                    tracing::warn!(table = %key, chunk = %task.chunk.id, "chunk committed before the connection dropped");
                     task.progress.rows_done.fetch_add(m.rows, Ordering::Relaxed);
-                    return Ok((m.rows, 0));
+                    return Ok((m.rows, 0, LocalCounts::new()));
                 }
                 attempt += 1;
             }
@@ -646,7 +700,7 @@ async fn attempt_chunk(
     task: &ChunkTask,
     policies: &decant_core::plan::Policies,
     counted: Arc<std::sync::atomic::AtomicU64>,
-) -> Result<(u64, u64), ConnectorError> {
+) -> Result<(u64, u64, LocalCounts), ConnectorError> {
     let t = &task.table;
     let request = ReadRequest {
         table: t.source.clone(),
@@ -662,7 +716,19 @@ async fn attempt_chunk(
     let reader = tokio::spawn(async move { source.read_chunk(&request, rtx).await });
     let relay = async {
         let mut bytes = 0u64;
+        let mut changed = LocalCounts::new();
         while let Some(batch) = rrx.recv().await {
+            let batch = crate::policy::apply(&batch, &t.checks, &mut changed).map_err(
+                |(col, message)| ConnectorError::Value {
+                    table: t.source.to_string(),
+                    column: t
+                        .source_columns
+                        .get(col)
+                        .map_or_else(String::new, |c| c.name.clone()),
+                    range: task.chunk.range.describe(),
+                    message,
+                },
+            )?;
             let converted = convert_batch(&batch, &target_schema).map_err(|(col, message)| {
                 ConnectorError::Value {
                     table: t.source.to_string(),
@@ -689,13 +755,13 @@ async fn attempt_chunk(
         let read = reader.await??;
         // Only a reader that finished cleanly lets the writer commit.
         wtx.finish().await?;
-        Ok::<_, ConnectorError>((read, bytes))
+        Ok::<_, ConnectorError>((read, bytes, changed))
     };
     let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
     // Both halves run to their end, so the error reported is the cause, not its echo: a failed
     // reader makes the writer see a closed channel, a failed writer makes the relay see one.
     let (relayed, written) = tokio::join!(relay, writer);
-    let ((read, bytes), written) = match (relayed, written) {
+    let ((read, bytes, changed), written) = match (relayed, written) {
         (Ok(r), Ok(w)) => (r, w),
         (Err(e), Err(ConnectorError::ChannelClosed) | Ok(_)) => return Err(e),
         (Err(ConnectorError::ChannelClosed) | Ok(_), Err(e)) => return Err(e),
@@ -707,5 +773,5 @@ async fn attempt_chunk(
             task.chunk.id
         )));
     }
-    Ok((written, bytes))
+    Ok((written, bytes, changed))
 }

@@ -400,6 +400,73 @@ impl Store {
     }
 }
 
+/// One validation of a plan, as recorded in `validation_runs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationRunRecord {
+    pub id: String,
+    pub job_name: String,
+    /// The migration job of that name, when one exists.
+    pub job_id: Option<String>,
+    /// `match`, `differences` or `error`.
+    pub outcome: String,
+    pub tables: i64,
+    pub differences: i64,
+    pub rules_failed: i64,
+    pub report_json: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl Store {
+    /// Records one validation run.
+    pub async fn record_validation(&self, run: &ValidationRunRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO validation_runs (id, job_name, job_id, outcome, tables, differences, rules_failed, \
+             report_json, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&run.id)
+        .bind(&run.job_name)
+        .bind(&run.job_id)
+        .bind(&run.outcome)
+        .bind(run.tables)
+        .bind(run.differences)
+        .bind(run.rules_failed)
+        .bind(&run.report_json)
+        .bind(&run.started_at)
+        .bind(&run.finished_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest validation run of a job name, if any.
+    pub async fn latest_validation(
+        &self,
+        job_name: &str,
+    ) -> Result<Option<ValidationRunRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, job_name, job_id, outcome, tables, differences, rules_failed, report_json, \
+             started_at, finished_at FROM validation_runs WHERE job_name = ? \
+             ORDER BY started_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(job_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| ValidationRunRecord {
+            id: r.get(0),
+            job_name: r.get(1),
+            job_id: r.get(2),
+            outcome: r.get(3),
+            tables: r.get(4),
+            differences: r.get(5),
+            rules_failed: r.get(6),
+            report_json: r.get(7),
+            started_at: r.get(8),
+            finished_at: r.get(9),
+        }))
+    }
+}
+
 fn job_from_row(r: &sqlx::sqlite::SqliteRow) -> JobRecord {
     JobRecord {
         id: r.get(0),
@@ -471,7 +538,30 @@ mod tests {
             store.job("j1").await.unwrap().unwrap().state,
             JobState::Succeeded
         );
+        let run = ValidationRunRecord {
+            id: "v1".into(),
+            job_name: "shop".into(),
+            job_id: Some("j1".into()),
+            outcome: "match".into(),
+            tables: 1,
+            differences: 0,
+            rules_failed: 0,
+            report_json: "{}".into(),
+            started_at: now(),
+            finished_at: now(),
+        };
+        store.record_validation(&run).await.unwrap();
+        let latest = store.latest_validation("shop").await.unwrap().unwrap();
+        assert_eq!(
+            (latest.id.as_str(), latest.outcome.as_str()),
+            ("v1", "match")
+        );
         store.delete_job("j1").await.unwrap();
+        let kept = store.latest_validation("shop").await.unwrap().unwrap();
+        assert_eq!(
+            kept.job_id, None,
+            "a validation outlives the job it checked"
+        );
         assert!(
             store.chunks("j1").await.unwrap().is_empty(),
             "chunks go with their job"

@@ -2,8 +2,10 @@
 
 mod inspect;
 mod plan;
+mod preflight;
 mod render;
 mod run;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,60 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Find every hazard before the target is touched: values the target cannot hold (counted on
+    /// the source, with sample keys and the plan key that resolves them), tables without keys,
+    /// lossy mappings. Exit 0 clean, 1 when a hazard has no policy, 2 on errors.
+    Preflight {
+        /// The plan file (TOML, or JSON with a .json extension).
+        plan: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove the target matches the source: row counts, per-chunk digests of every value,
+    /// and every differing row listed as missing, extra or changed; then integrity checks and
+    /// the plan's [[validate.rules]] on the target.
+    ///
+    /// Works after `decant run` or on tables another tool migrated: every table of the plan
+    /// must exist on both sides. Values are compared after the plan's renames, skips and type
+    /// mapping, in a canonical form (docs/validation.md). Exit 0 when everything matches,
+    /// 1 when differences or failed rules were found, 2 on errors (like `diff`).
+    Validate {
+        /// The plan file (TOML, or JSON with a .json extension).
+        plan: PathBuf,
+        /// Write the full report (every difference, rule and timing) as JSON to this file.
+        #[arg(long, value_name = "FILE.json")]
+        report: Option<PathBuf>,
+        /// Write a standalone HTML report (no external assets) to this file.
+        #[arg(long, value_name = "FILE.html")]
+        html: Option<PathBuf>,
+        /// Print the report as JSON instead of the text summary.
+        #[arg(long)]
+        json: bool,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Compare row counts only (fast; finds no changed value).
+        #[arg(long)]
+        count_only: bool,
+        /// Relative tolerance for floats, e.g. 1e-6; overrides validate.float_tolerance.
+        #[arg(long, value_name = "REL")]
+        float_tolerance: Option<f64>,
+        /// List at most this many differences per table.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_diffs: usize,
+        /// Skip integrity checks and business rules.
+        #[arg(long)]
+        no_rules: bool,
+        /// The control store, where the outcome is recorded.
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        state: PathBuf,
     },
     /// Migrate: create tables, copy every chunk exactly once, add keys, indexes and foreign keys
     /// after the data, and verify row counts. Run it again after a crash to resume.
@@ -96,6 +152,35 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Inspect { url, json, schemas } => inspect::inspect(&url, json, &schemas).await,
             Command::Plan { plan, json } => plan::plan(&plan, json).await,
+            Command::Preflight { plan, json } => preflight::preflight(&plan, json).await,
+            Command::Validate {
+                plan,
+                report,
+                html,
+                json,
+                quiet,
+                count_only,
+                float_tolerance,
+                max_diffs,
+                no_rules,
+                state,
+            } => {
+                validate::validate(
+                    &plan,
+                    validate::Flags {
+                        report,
+                        html,
+                        json,
+                        quiet,
+                        counts_only: count_only,
+                        float_tolerance,
+                        max_diffs,
+                        no_rules,
+                        state,
+                    },
+                )
+                .await
+            }
             Command::Run {
                 plan,
                 restart,
@@ -121,8 +206,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            // 2 = could not do the job (bad plan, unreachable database), as `diff` does.
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

@@ -129,6 +129,12 @@ pub fn print_summary(s: &RunSummary) {
             println!("    note: {n}");
         }
     }
+    for c in &s.policy_changes {
+        println!(
+            "  policy {:?} changed {} value(s) of {}.{} ({})",
+            c.policy, c.values, c.table, c.column, c.kind
+        );
+    }
     for v in &s.views_not_migrated {
         println!("  view {v}: not migrated");
     }

@@ -1,102 +1,86 @@
-//! Mysql: introspection, source, target and the type mapping table.
+//! MySQL/MariaDB: introspection, streaming source, `LOAD DATA LOCAL INFILE` target, DDL and the
+//! type mapping table.
 
-use arrow_array::RecordBatch;
-use async_trait::async_trait;
-use decant_core::{Catalog, ChunkSpec, ConnectionUrl, Dialect, LogicalType, Table, TableName};
-use tokio::sync::mpsc;
+mod ddl;
+mod decode;
+mod encode;
+mod hazards;
+mod introspect;
+mod source;
+mod target;
+pub mod types;
+
+pub use source::MysqlSource;
+pub use target::{LoadMethod, MysqlTarget};
+
+use decant_core::ident::quote_qualified;
+use decant_core::{ConnectionUrl, Dialect, TableName};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Opts, OptsBuilder, Pool};
 
 use crate::error::ConnectorError;
-use crate::traits::{ChunkMarker, DdlSet, ReadRequest, Source, Target, TargetTable};
 
-fn pending() -> ConnectorError {
-    ConnectorError::Config("mysql connector is being written".into())
+/// Session settings of every connection: TIMESTAMP values travel in UTC whatever the server's
+/// zone (DATETIME is naive and unaffected), and text in full UTF-8.
+const SESSION_SETUP: &[&str] = &["SET time_zone = '+00:00'", "SET NAMES utf8mb4"];
+
+/// What the server said about itself when the pool was opened.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerInfo {
+    /// `MariaDB 10.11.19` or `MySQL 8.0.36`.
+    pub version: String,
+    pub mariadb: bool,
+    /// The database the URL names.
+    pub database: String,
 }
 
-pub struct MysqlSource;
-
-impl MysqlSource {
-    pub async fn connect(_url: &ConnectionUrl) -> Result<Self, ConnectorError> {
-        Err(pending())
-    }
+/// Opens a pool for `url` whose connections run `extra` after the common session setup, and
+/// checks that the server answers.
+pub(crate) async fn open_pool(
+    url: &ConnectionUrl,
+    extra: &[&str],
+) -> Result<(Pool, ServerInfo), ConnectorError> {
+    let database = url.database().ok_or_else(|| {
+        ConnectorError::Config(format!(
+            "{url}: the MySQL URL must name a database, e.g. mysql://user@host:3306/shop"
+        ))
+    })?;
+    // mysql_async knows only the `mysql` scheme; `mariadb://` is the same protocol.
+    let raw = url.expose();
+    let raw = match raw.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => raw.to_string(),
+    };
+    let opts = Opts::from_url(&raw)
+        .map_err(|e| ConnectorError::Config(format!("{url}: invalid MySQL connection URL: {e}")))?;
+    let setup: Vec<String> = SESSION_SETUP
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    let pool = Pool::new(OptsBuilder::from_opts(opts).setup(setup));
+    let mut conn = pool.get_conn().await?;
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await?
+        .unwrap_or_default();
+    drop(conn);
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    let number = version.split('-').next().unwrap_or(&version);
+    let info = ServerInfo {
+        version: format!("{} {number}", if mariadb { "MariaDB" } else { "MySQL" }),
+        mariadb,
+        database,
+    };
+    Ok((pool, info))
 }
 
-#[async_trait]
-impl Source for MysqlSource {
-    fn dialect(&self) -> Dialect {
-        Dialect::Mysql
-    }
-    async fn introspect(&self, _schemas: &[String]) -> Result<Catalog, ConnectorError> {
-        Err(pending())
-    }
-    async fn plan_chunks(
-        &self,
-        _table: &Table,
-        _chunk_rows: u64,
-    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
-        Err(pending())
-    }
-    async fn read_chunk(
-        &self,
-        _request: &ReadRequest,
-        _tx: mpsc::Sender<RecordBatch>,
-    ) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
-    async fn count_rows(&self, _table: &TableName) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
+/// `` `db`.`name` `` (or `` `name` ``), quoted.
+pub(crate) fn qualified(table: &TableName) -> String {
+    quote_qualified(Dialect::Mysql, table.schema.as_deref(), &table.name)
 }
 
-pub struct MysqlTarget;
-
-impl MysqlTarget {
-    pub async fn connect(_url: &ConnectionUrl) -> Result<Self, ConnectorError> {
-        Err(pending())
-    }
-}
-
-#[async_trait]
-impl Target for MysqlTarget {
-    fn dialect(&self) -> Dialect {
-        Dialect::Mysql
-    }
-    fn default_schema(&self) -> Option<String> {
-        None
-    }
-    fn native_type(&self, _logical: &LogicalType) -> Result<String, ConnectorError> {
-        Err(pending())
-    }
-    fn parse_native_type(&self, _native: &str) -> Result<LogicalType, ConnectorError> {
-        Err(pending())
-    }
-    fn ddl(&self, _table: &TargetTable, _primary_key_after_load: bool) -> DdlSet {
-        DdlSet::default()
-    }
-    async fn table_exists(&self, _table: &TableName) -> Result<bool, ConnectorError> {
-        Err(pending())
-    }
-    async fn execute(&self, _statements: &[String]) -> Result<(), ConnectorError> {
-        Err(pending())
-    }
-    async fn prepare_markers(&self) -> Result<(), ConnectorError> {
-        Err(pending())
-    }
-    async fn committed_chunks(&self, _job: &str) -> Result<Vec<ChunkMarker>, ConnectorError> {
-        Err(pending())
-    }
-    async fn delete_markers(&self, _job: &str) -> Result<(), ConnectorError> {
-        Err(pending())
-    }
-    async fn write_chunk(
-        &self,
-        _job: &str,
-        _table: &TargetTable,
-        _chunk_id: &str,
-        _rx: crate::traits::ChunkReceiver,
-    ) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
-    async fn count_rows(&self, _table: &TableName) -> Result<u64, ConnectorError> {
-        Err(pending())
-    }
+/// `` `name` ``, quoted.
+pub(crate) fn ident(name: &str) -> String {
+    decant_core::quote_ident(Dialect::Mysql, name)
 }

@@ -62,8 +62,15 @@ fn need(v: &[u8], n: usize, what: &str) -> Result<(), String> {
     }
 }
 
-/// Decodes one non-NULL field `v` into `builder`.
-pub fn decode_value(dec: Decoder, v: &[u8], builder: &mut ColumnBuilder) -> Result<(), String> {
+/// Decodes one non-NULL field `v` into `builder`. With `keep_infinity`, `±infinity` dates and
+/// timestamps become the Arrow type's extreme values, for a policy to act on; without it they
+/// are an error.
+pub fn decode_value(
+    dec: Decoder,
+    v: &[u8],
+    builder: &mut ColumnBuilder,
+    keep_infinity: bool,
+) -> Result<(), String> {
     match (dec, builder) {
         (Decoder::Bool, ColumnBuilder::Bool(b)) => {
             need(v, 1, "boolean")?;
@@ -107,9 +114,11 @@ pub fn decode_value(dec: Decoder, v: &[u8], builder: &mut ColumnBuilder) -> Resu
             need(v, 4, "date")?;
             let d = be_i32(v);
             if d == i32::MAX || d == i32::MIN {
-                return Err(
-                    "date 'infinity' cannot be carried; set a policy or cast the column".into(),
-                );
+                if keep_infinity {
+                    b.append_value(d);
+                    return Ok(());
+                }
+                return Err("date 'infinity' is out of range; set policies.out_of_range (\"null\" or \"coerce\")".into());
             }
             b.append_value(d.checked_add(PG_EPOCH_DAYS).ok_or("date out of range")?)
         }
@@ -121,10 +130,11 @@ pub fn decode_value(dec: Decoder, v: &[u8], builder: &mut ColumnBuilder) -> Resu
             need(v, 8, "timestamp")?;
             let t = be_i64(v);
             if t == i64::MAX || t == i64::MIN {
-                return Err(
-                    "timestamp 'infinity' cannot be carried; set a policy or cast the column"
-                        .into(),
-                );
+                if keep_infinity {
+                    builder.append_value(t);
+                    return Ok(());
+                }
+                return Err("timestamp 'infinity' is out of range; set policies.out_of_range (\"null\" or \"coerce\")".into());
             }
             builder.append_value(
                 t.checked_add(PG_EPOCH_MICROS)

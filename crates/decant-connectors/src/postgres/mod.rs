@@ -2,6 +2,7 @@
 
 mod codec;
 mod ddl;
+mod hazards;
 mod introspect;
 mod source;
 mod target;

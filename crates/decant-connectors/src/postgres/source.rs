@@ -4,6 +4,7 @@
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
+use decant_core::hazard::{HazardKind, ValuePolicy};
 use decant_core::{
     Catalog, ChunkRange, ChunkSpec, ConnectionUrl, Dialect, LogicalType, Table, TableName,
     quote_ident,
@@ -155,7 +156,13 @@ impl Source for PostgresSource {
                     estimated_rows: 0,
                 }]);
             };
-            return Ok(int_key_chunks(&key, min, max, count as u64, chunk_rows));
+            return Ok(crate::chunking::int_key_chunks(
+                &key,
+                min,
+                max,
+                count as u64,
+                chunk_rows,
+            ));
         }
         // No integer key: split on physical pages, read by ctid (TID range scans).
         let row = self
@@ -217,6 +224,13 @@ impl Source for PostgresSource {
             .iter()
             .map(|c| decoder_for(&c.logical))
             .collect();
+        let keep_infinity: Vec<bool> = request
+            .columns
+            .iter()
+            .map(|c| {
+                request.policies.for_column(&c.name, HazardKind::OutOfRange) != ValuePolicy::Fail
+            })
+            .collect();
         let stream = client.copy_out(&sql).await?;
         futures::pin_mut!(stream);
         let mut builder = BatchBuilder::new(request.schema.clone(), request.batch_rows)
@@ -244,7 +258,7 @@ impl Source for PostgresSource {
                 header_seen = true;
             }
             loop {
-                match parse_row(&pending, &decoders, &mut builder) {
+                match parse_row(&pending, &decoders, &keep_infinity, &mut builder) {
                     RowParse::Incomplete => break,
                     RowParse::Trailer => {
                         pending.clear();
@@ -279,6 +293,14 @@ impl Source for PostgresSource {
         Ok(rows)
     }
 
+    async fn scan_hazards(
+        &self,
+        table: &Table,
+        checks: &[crate::traits::HazardCheck],
+    ) -> Result<Vec<Option<crate::traits::HazardCount>>, ConnectorError> {
+        super::hazards::scan(&self.holder, table, checks).await
+    }
+
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
         let row = self
             .holder
@@ -291,38 +313,6 @@ impl Source for PostgresSource {
     }
 }
 
-/// Integer-key ranges of about `chunk_rows` rows; the first is open below and the last above,
-/// so rows outside `[min, max]` are never lost.
-pub(super) fn int_key_chunks(
-    key: &str,
-    min: i64,
-    max: i64,
-    count: u64,
-    chunk_rows: u64,
-) -> Vec<ChunkSpec> {
-    let span = (max as i128 - min as i128 + 1).max(1) as u128;
-    let chunks = count.div_ceil(chunk_rows).max(1) as u128;
-    let step = span.div_ceil(chunks).max(1);
-    let mut out = Vec::new();
-    let mut lo = min as i128;
-    while lo <= max as i128 {
-        let hi = lo + step as i128;
-        let first = out.is_empty();
-        let last = hi > max as i128;
-        out.push(ChunkSpec {
-            id: format!("k{lo}"),
-            range: ChunkRange::IntKey {
-                column: key.to_string(),
-                lo: (!first).then_some(lo as i64),
-                hi: (!last).then_some(hi as i64),
-            },
-            estimated_rows: (count as u128 / chunks) as u64,
-        });
-        lo = hi;
-    }
-    out
-}
-
 enum RowParse {
     Incomplete,
     Trailer,
@@ -333,7 +323,12 @@ enum RowParse {
 
 /// Decodes the next row of `buf` if it is complete. The row's length is checked before any
 /// value is appended, so a partial row never leaves a builder half-filled.
-fn parse_row(buf: &[u8], decoders: &[Decoder], builder: &mut BatchBuilder) -> RowParse {
+fn parse_row(
+    buf: &[u8],
+    decoders: &[Decoder],
+    keep_infinity: &[bool],
+    builder: &mut BatchBuilder,
+) -> RowParse {
     if buf.len() < 2 {
         return RowParse::Incomplete;
     }
@@ -369,51 +364,9 @@ fn parse_row(buf: &[u8], decoders: &[Decoder], builder: &mut BatchBuilder) -> Ro
         }
         let v = &buf[pos..pos + len as usize];
         pos += len as usize;
-        if let Err(e) = decode_value(*dec, v, &mut columns[i]) {
+        if let Err(e) = decode_value(*dec, v, &mut columns[i], keep_infinity[i]) {
             return RowParse::Error(i, e);
         }
     }
     RowParse::Row(pos)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn int_key_chunks_cover_everything_once() {
-        let chunks = int_key_chunks("id", 1, 1000, 1000, 300);
-        assert_eq!(chunks.len(), 4);
-        assert!(matches!(
-            chunks[0].range,
-            ChunkRange::IntKey {
-                lo: None,
-                hi: Some(251),
-                ..
-            }
-        ));
-        assert!(matches!(
-            chunks[3].range,
-            ChunkRange::IntKey {
-                lo: Some(751),
-                hi: None,
-                ..
-            }
-        ));
-        let one = int_key_chunks("id", 5, 5, 1, 300);
-        assert!(matches!(
-            one[0].range,
-            ChunkRange::IntKey {
-                lo: None,
-                hi: None,
-                ..
-            }
-        ));
-        let extreme = int_key_chunks("id", i64::MIN, i64::MAX, 10, 3);
-        assert!(extreme.len() >= 3);
-        assert!(matches!(
-            extreme.last().unwrap().range,
-            ChunkRange::IntKey { hi: None, .. }
-        ));
-    }
 }

@@ -2,6 +2,7 @@
 //! table. rusqlite is blocking, so every call runs on a blocking thread with its own connection.
 
 mod ddl;
+mod hazards;
 mod introspect;
 mod source;
 mod target;

@@ -72,9 +72,13 @@ impl Source for SqliteSource {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             Ok(match (min, max) {
-                (Some(min), Some(max)) => {
-                    rowid_chunks(&key, min, max, count.max(0) as u64, chunk_rows.max(1))
-                }
+                (Some(min), Some(max)) => crate::chunking::int_key_chunks(
+                    &key,
+                    min,
+                    max,
+                    count.max(0) as u64,
+                    chunk_rows.max(1),
+                ),
                 _ => vec![whole(0)],
             })
         })
@@ -88,6 +92,15 @@ impl Source for SqliteSource {
     ) -> Result<u64, ConnectorError> {
         let (path, request) = (self.path.clone(), request.clone());
         blocking(move || read_blocking(&path, &request, &tx)).await
+    }
+
+    async fn scan_hazards(
+        &self,
+        table: &Table,
+        checks: &[crate::traits::HazardCheck],
+    ) -> Result<Vec<Option<crate::traits::HazardCount>>, ConnectorError> {
+        let (path, table, checks) = (self.path.clone(), table.clone(), checks.to_vec());
+        blocking(move || super::hazards::scan(&open_read(&path)?, &table, &checks)).await
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
@@ -110,36 +123,6 @@ fn whole(rows: u64) -> ChunkSpec {
         range: ChunkRange::Whole,
         estimated_rows: rows,
     }
-}
-
-/// Rowid ranges of about `chunk_rows` rows, ids named by their lower bound; the first range is
-/// open below and the last above, so rows inserted outside `[min, max]` are not lost.
-pub(super) fn rowid_chunks(
-    key: &str,
-    min: i64,
-    max: i64,
-    count: u64,
-    chunk_rows: u64,
-) -> Vec<ChunkSpec> {
-    let span = (max as i128 - min as i128 + 1).max(1) as u128;
-    let chunks = count.div_ceil(chunk_rows).max(1) as u128;
-    let step = span.div_ceil(chunks).max(1) as i128;
-    let mut out = Vec::new();
-    let mut lo = min as i128;
-    while lo <= max as i128 {
-        let hi = lo + step;
-        out.push(ChunkSpec {
-            id: format!("k{lo}"),
-            range: ChunkRange::IntKey {
-                column: key.to_string(),
-                lo: (!out.is_empty()).then_some(lo as i64),
-                hi: (hi <= max as i128).then_some(hi as i64),
-            },
-            estimated_rows: (count as u128 / chunks) as u64,
-        });
-        lo = hi;
-    }
-    out
 }
 
 /// The SELECT of one chunk; the row key, when there is one, comes last (for error messages).
@@ -381,43 +364,6 @@ fn preview(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rowid_chunks_cover_everything_once() {
-        let chunks = rowid_chunks("rowid", 1, 10_000, 10_000, 3000);
-        assert_eq!(chunks.len(), 4);
-        assert!(matches!(
-            chunks[0].range,
-            ChunkRange::IntKey {
-                lo: None,
-                hi: Some(2501),
-                ..
-            }
-        ));
-        assert!(matches!(
-            chunks[3].range,
-            ChunkRange::IntKey {
-                lo: Some(7501),
-                hi: None,
-                ..
-            }
-        ));
-        let one = rowid_chunks("id", 7, 7, 1, 100);
-        assert!(matches!(
-            one[0].range,
-            ChunkRange::IntKey {
-                lo: None,
-                hi: None,
-                ..
-            }
-        ));
-        let extreme = rowid_chunks("id", i64::MIN, i64::MAX, 10, 3);
-        assert_eq!(extreme.len(), 4);
-        assert!(matches!(
-            extreme[3].range,
-            ChunkRange::IntKey { hi: None, .. }
-        ));
-    }
 
     #[test]
     fn sqlite_time_forms() {

@@ -79,3 +79,38 @@ pub async fn pg_digest(
         .unwrap_or_else(|e| panic!("digest of {table}: {e}"));
     (row.get(0), row.get(1))
 }
+
+/// Count and md5 of every row of a MySQL table (NULL spelled `\N`), in key order.
+pub async fn mysql_digest(
+    conn: &mut mysql_async::Conn,
+    table: &str,
+    order_by: &str,
+) -> (i64, String) {
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("SET SESSION group_concat_max_len = 1073741824")
+        .await
+        .unwrap();
+    let cols: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (table,),
+        )
+        .await
+        .unwrap();
+    let row_expr: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            format!(
+                "COALESCE(CAST(`{}` AS CHAR), '\\\\N')",
+                c.replace('`', "``")
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT COUNT(*), COALESCE(MD5(GROUP_CONCAT(CONCAT_WS('|', {}) ORDER BY {order_by} SEPARATOR '\\n')), '') FROM `{}`",
+        row_expr.join(", "),
+        table.replace('`', "``")
+    );
+    let row: Option<(i64, String)> = conn.query_first(sql).await.unwrap();
+    row.unwrap()
+}

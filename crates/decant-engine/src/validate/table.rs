@@ -1,0 +1,478 @@
+//! Resolves a table of the plan on both sides: its columns by their names there, the key rows
+//! are matched by, how rows are compared, and the units whose digests are compared.
+
+use std::sync::Arc;
+
+use arrow_schema::{Schema, SchemaRef};
+use decant_connectors::{ReadColumn, Source};
+use decant_core::canonical::Canonical;
+
+use super::digest::{Bucketing, is_integer};
+use decant_core::{Catalog, ChunkRange, ChunkSpec, Column, Table, TableName};
+
+use crate::planner::TableJob;
+
+/// Rows per digest bucket a unit aims at: a differing bucket is re-read and diffed in memory.
+const ROWS_PER_BUCKET: u64 = 512;
+const MAX_BUCKETS: u64 = 1 << 16;
+
+/// How the rows of a table are matched across the two sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// A single integer key: the source's key-range chunks are read on both sides and compared
+    /// chunk by chunk, so a difference is re-read within its chunk only.
+    KeyRanges,
+    /// A composite or non-integer key: each side is read in its own chunks, rows are bucketed
+    /// by the hash of their key, and differing buckets are re-read.
+    KeyHash,
+    /// No key: the table is compared as a multiset of rows, bucketed by row hash.
+    Multiset,
+}
+
+impl Method {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Method::KeyRanges => "key ranges",
+            Method::KeyHash => "key hash",
+            Method::Multiset => "multiset",
+        }
+    }
+}
+
+/// A set of rows compared as one: its digests on the two sides must be equal.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    pub source_chunks: Vec<ChunkSpec>,
+    pub target_chunks: Vec<ChunkSpec>,
+    pub bucketing: Bucketing,
+}
+
+impl Unit {
+    /// The key-range chunk of buckets `first..=last` on each side, for a unit bucketed by key
+    /// range; `None` for any other unit (it is re-read whole).
+    pub fn sub_chunks(&self, first: usize, last: usize) -> Option<(ChunkSpec, ChunkSpec)> {
+        let ([source], [target]) = (self.source_chunks.as_slice(), self.target_chunks.as_slice())
+        else {
+            return None;
+        };
+        let (ChunkRange::IntKey { column: sc, lo, hi }, ChunkRange::IntKey { column: tc, .. }) =
+            (&source.range, &target.range)
+        else {
+            return None;
+        };
+        if !matches!(self.bucketing, Bucketing::Range { .. }) {
+            return None;
+        }
+        let (lo, hi) = self.bucketing.key_range(first, last, *lo, *hi);
+        let spec = |column: &String| ChunkSpec {
+            id: format!("{}/{first}-{last}", source.id),
+            range: ChunkRange::IntKey {
+                column: column.clone(),
+                lo,
+                hi,
+            },
+            estimated_rows: 0,
+        };
+        Some((spec(sc), spec(tc)))
+    }
+}
+
+/// One table, ready to compare.
+#[derive(Debug)]
+pub(crate) struct TableCheck {
+    pub source: TableName,
+    pub target: TableName,
+    pub source_read: Vec<ReadColumn>,
+    pub source_schema: SchemaRef,
+    pub target_read: Vec<ReadColumn>,
+    /// The schema both sides are compared in: the target's columns and types. Source batches
+    /// are converted to it, as `run` converts them before writing.
+    pub schema: SchemaRef,
+    pub kinds: Vec<Canonical>,
+    /// Column indexes in encoding order: the key columns first.
+    pub order: Vec<usize>,
+    pub key_len: usize,
+    pub method: Method,
+    pub units: Vec<Unit>,
+    pub notes: Vec<String>,
+}
+
+impl TableCheck {
+    /// Target names of the compared columns.
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    pub fn key_names(&self) -> Vec<String> {
+        let names = self.column_names();
+        self.order[..self.key_len]
+            .iter()
+            .map(|&i| names[i].clone())
+            .collect()
+    }
+}
+
+/// Finds `name` among the target's tables: exactly, else by name alone (MySQL and SQLite have
+/// no schema), else ignoring case when that is unambiguous.
+pub(crate) fn find_table<'a>(catalog: &'a Catalog, name: &TableName) -> Option<&'a Table> {
+    if let Some(t) = catalog.table(name) {
+        return Some(t);
+    }
+    let unique = |f: &dyn Fn(&Table) -> bool| {
+        let mut found = catalog.tables.iter().filter(|t| f(t));
+        match (found.next(), found.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
+    };
+    let schema_fits = |t: &Table| match (&t.name.schema, &name.schema) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
+    };
+    unique(&|t| t.name.name == name.name && schema_fits(t))
+        .or_else(|| unique(&|t| t.name.name.eq_ignore_ascii_case(&name.name) && schema_fits(t)))
+}
+
+fn find_column<'a>(table: &'a Table, name: &str) -> Option<&'a Column> {
+    table.column(name).or_else(|| {
+        let mut found = table
+            .columns
+            .iter()
+            .filter(|c| c.name.eq_ignore_ascii_case(name));
+        match (found.next(), found.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        }
+    })
+}
+
+fn buckets_for(rows: u64) -> usize {
+    (rows / ROWS_PER_BUCKET)
+        .max(1)
+        .next_power_of_two()
+        .min(MAX_BUCKETS) as usize
+}
+
+/// Buckets of equal key width over `[lo, lo + span)`.
+fn by_range(lo: i128, span: i128, rows: u64) -> Bucketing {
+    let span = span.max(1);
+    let buckets = (buckets_for(rows) as i128).min(span);
+    Bucketing::Range {
+        lo,
+        width: (span + buckets - 1) / buckets,
+        buckets: buckets as usize,
+    }
+}
+
+/// Range buckets for a key-range chunk; an open-ended chunk borrows the width of the others.
+fn chunk_bucketing(range: &ChunkRange, step: Option<i128>, rows: u64) -> Bucketing {
+    match (range, step) {
+        (
+            ChunkRange::IntKey {
+                lo: Some(l),
+                hi: Some(h),
+                ..
+            },
+            _,
+        ) => by_range(*l as i128, *h as i128 - *l as i128, rows),
+        (
+            ChunkRange::IntKey {
+                lo: None,
+                hi: Some(h),
+                ..
+            },
+            Some(step),
+        ) => by_range(*h as i128 - step, step, rows),
+        (
+            ChunkRange::IntKey {
+                lo: Some(l),
+                hi: None,
+                ..
+            },
+            Some(step),
+        ) => by_range(*l as i128, step, rows),
+        _ => Bucketing::Hash {
+            buckets: buckets_for(rows),
+        },
+    }
+}
+
+/// Resolves `job` against the target's catalog and plans its units. An `Err` is a message for
+/// the table's report: the table cannot be compared as the plan describes it.
+pub(crate) async fn resolve(
+    job: &TableJob,
+    source_table: &Table,
+    target_catalog: &Catalog,
+    source: &dyn Source,
+    target: &dyn Source,
+) -> Result<TableCheck, String> {
+    let target_table = find_table(target_catalog, &job.target.name).ok_or_else(|| {
+        format!(
+            "target table {} does not exist; run the plan first, or rename the table in the plan",
+            job.target.name
+        )
+    })?;
+    let mut notes = Vec::new();
+    let mut missing = Vec::new();
+    let (mut source_read, mut target_read) = (Vec::new(), Vec::new());
+    let (mut source_fields, mut fields, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, planned) in job.source_columns.iter().zip(&job.target.columns) {
+        let Some(actual) = find_column(target_table, &planned.name) else {
+            missing.push(planned.name.clone());
+            continue;
+        };
+        // A column Decant created is read as the plan wrote it; one created otherwise (another
+        // tool, a later ALTER) as the target's introspection describes it.
+        let logical = match &actual.logical {
+            Some(l)
+                if !actual
+                    .native_type
+                    .eq_ignore_ascii_case(&planned.native_type) =>
+            {
+                l.clone()
+            }
+            _ => planned.logical.clone(),
+        };
+        let field = logical.arrow_field(&actual.name, true, &actual.native_type);
+        let kind = Canonical::for_column(field.data_type(), &[Some(&logical), Some(&s.logical)])
+            .map_err(|e| format!("column {}: {e}", actual.name))?;
+        source_fields.push(s.logical.arrow_field(&s.name, true, &s.native_type));
+        source_read.push(ReadColumn {
+            name: s.name.clone(),
+            native_type: s.native_type.clone(),
+            logical: s.logical.clone(),
+        });
+        target_read.push(ReadColumn {
+            name: actual.name.clone(),
+            native_type: actual.native_type.clone(),
+            logical,
+        });
+        fields.push(field);
+        kinds.push(kind);
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "target table {} has no column {}",
+            target_table.name,
+            missing.join(", ")
+        ));
+    }
+    for c in &target_table.columns {
+        if !target_read.iter().any(|r| r.name == c.name) {
+            notes.push(format!(
+                "target column {} is not in the plan and is not compared",
+                c.name
+            ));
+        }
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let names: Vec<&str> = target_read.iter().map(|c| c.name.as_str()).collect();
+
+    // The key: the plan's primary key, else a unique key of NOT NULL columns.
+    let position = |n: &String| {
+        names
+            .iter()
+            .position(|c| *c == n || c.eq_ignore_ascii_case(n))
+    };
+    let candidates = std::iter::once(job.target.primary_key.clone()).chain(
+        job.target
+            .unique_keys
+            .iter()
+            .filter(|u| {
+                u.columns.iter().all(|c| {
+                    job.target
+                        .columns
+                        .iter()
+                        .any(|t| &t.name == c && !t.nullable)
+                })
+            })
+            .map(|u| u.columns.clone()),
+    );
+    let key: Vec<usize> = candidates
+        .filter(|k| !k.is_empty())
+        .find_map(|k| k.iter().map(position).collect::<Option<Vec<usize>>>())
+        .unwrap_or_default();
+    let mut order = key.clone();
+    order.extend((0..names.len()).filter(|i| !key.contains(i)));
+
+    let source_chunks = source
+        .plan_chunks(source_table, job.chunk_rows)
+        .await
+        .map_err(|e| format!("cannot plan the source's chunks: {e}"))?;
+    let key_source_name = match key.as_slice() {
+        [k] => Some(source_read[*k].name.as_str()),
+        _ => None,
+    };
+    let aligned = key_source_name.is_some_and(|k| {
+        source_chunks
+            .iter()
+            .all(|c| matches!(&c.range, ChunkRange::IntKey { column, .. } if column == k))
+    });
+    let (method, units) = if aligned {
+        let target_key = target_read[key[0]].name.clone();
+        let integer_key = is_integer(schema.field(key[0]).data_type());
+        let step = source_chunks.iter().find_map(|c| match c.range {
+            ChunkRange::IntKey {
+                lo: Some(l),
+                hi: Some(h),
+                ..
+            } => Some(h as i128 - l as i128),
+            _ => None,
+        });
+        let units = source_chunks
+            .into_iter()
+            .map(|c| {
+                let mapped = match &c.range {
+                    ChunkRange::IntKey { lo, hi, .. } => ChunkRange::IntKey {
+                        column: target_key.clone(),
+                        lo: *lo,
+                        hi: *hi,
+                    },
+                    other => other.clone(),
+                };
+                let bucketing = if integer_key {
+                    chunk_bucketing(&c.range, step, c.estimated_rows)
+                } else {
+                    Bucketing::Hash {
+                        buckets: buckets_for(c.estimated_rows),
+                    }
+                };
+                Unit {
+                    bucketing,
+                    target_chunks: vec![ChunkSpec {
+                        range: mapped,
+                        ..c.clone()
+                    }],
+                    source_chunks: vec![c],
+                }
+            })
+            .collect();
+        (Method::KeyRanges, units)
+    } else {
+        let target_chunks = target
+            .plan_chunks(target_table, job.chunk_rows)
+            .await
+            .map_err(|e| format!("cannot plan the target's chunks: {e}"))?;
+        let rows = source_chunks
+            .iter()
+            .map(|c| c.estimated_rows)
+            .sum::<u64>()
+            .max(target_chunks.iter().map(|c| c.estimated_rows).sum())
+            .max(source_table.row_estimate);
+        let method = if key.is_empty() {
+            notes.push(
+                "the table has no key: it is compared as a multiset of rows, so a changed row \
+                 shows as one row missing and one extra (rows cannot be told apart as changed)"
+                    .into(),
+            );
+            Method::Multiset
+        } else {
+            Method::KeyHash
+        };
+        let unit = Unit {
+            source_chunks,
+            target_chunks,
+            bucketing: Bucketing::Hash {
+                buckets: buckets_for(rows),
+            },
+        };
+        (method, vec![unit])
+    };
+    Ok(TableCheck {
+        source: job.source.clone(),
+        target: target_table.name.clone(),
+        source_read,
+        source_schema: Arc::new(Schema::new(source_fields)),
+        target_read,
+        schema,
+        kinds,
+        key_len: key.len(),
+        order,
+        method,
+        units,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(schema: Option<&str>, name: &str) -> Table {
+        Table {
+            name: TableName::new(schema, name),
+            columns: vec![],
+            primary_key: vec![],
+            unique_keys: vec![],
+            indexes: vec![],
+            foreign_keys: vec![],
+            checks: vec![],
+            row_estimate: 0,
+            size_bytes: 0,
+            next_auto_increment: None,
+        }
+    }
+
+    #[test]
+    fn tables_are_found_with_or_without_schema() {
+        let catalog = Catalog {
+            server_version: String::new(),
+            tables: vec![table(None, "Orders"), table(Some("public"), "t")],
+            views: vec![],
+        };
+        let found = |s: Option<&str>, n: &str| {
+            find_table(&catalog, &TableName::new(s, n)).map(|t| t.name.to_string())
+        };
+        assert_eq!(found(Some("public"), "t").as_deref(), Some("public.t"));
+        assert_eq!(found(None, "t").as_deref(), Some("public.t"));
+        assert_eq!(found(Some("public"), "Orders").as_deref(), Some("Orders"));
+        assert_eq!(found(None, "orders").as_deref(), Some("Orders"));
+        assert_eq!(found(Some("other"), "t"), None);
+    }
+
+    #[test]
+    fn open_chunks_borrow_the_width_of_the_others() {
+        let first = ChunkRange::IntKey {
+            column: "id".into(),
+            lo: None,
+            hi: Some(1001),
+        };
+        assert_eq!(
+            chunk_bucketing(&first, Some(1000), 2000),
+            Bucketing::Range {
+                lo: 1,
+                width: 250,
+                buckets: 4
+            }
+        );
+        assert!(matches!(
+            chunk_bucketing(&first, None, 1000),
+            Bucketing::Hash { .. }
+        ));
+        let narrow = ChunkRange::IntKey {
+            column: "id".into(),
+            lo: Some(10),
+            hi: Some(13),
+        };
+        assert_eq!(
+            chunk_bucketing(&narrow, None, 1_000_000),
+            Bucketing::Range {
+                lo: 10,
+                width: 1,
+                buckets: 3
+            },
+            "never more buckets than keys"
+        );
+    }
+
+    #[test]
+    fn buckets_grow_with_rows_and_stay_bounded() {
+        assert_eq!(buckets_for(0), 1);
+        assert_eq!(buckets_for(250_000), 512);
+        assert_eq!(buckets_for(u64::MAX), MAX_BUCKETS as usize);
+    }
+}

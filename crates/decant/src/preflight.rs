@@ -1,0 +1,82 @@
+//! `decant preflight PLAN`: every hazard and per-table fact, touching nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use decant_connectors::{connect_source, connect_target};
+use decant_core::plan::Plan;
+use decant_engine::{build_plan, preflight as scan};
+
+/// Exit 0 when clean, 1 when a hazard has no policy (the run would refuse), 2 on errors.
+pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let plan = Plan::from_file(path)?;
+    let source = connect_source(&plan.source_url()?).await?;
+    let target = connect_target(&plan.target_url()?).await?;
+    let catalog = source.introspect(&plan.source.schemas).await?;
+    let job = build_plan(&plan, &catalog, source.dialect(), target.as_ref())?;
+    let mode = match plan.policies.scan {
+        decant_core::hazard::ScanMode::Off => decant_core::hazard::ScanMode::Full,
+        m => m,
+    };
+    let report = scan(&job, &catalog, source.as_ref(), mode).await?;
+    let blocking = report.blocking().len();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for t in &report.tables {
+            println!(
+                "{} → {}  (~{} rows, {})",
+                t.table,
+                t.target,
+                t.row_estimate,
+                crate::render::bytes(t.size_bytes)
+            );
+            println!("  key: {}", t.key);
+            println!("  chunking: {}", t.chunking);
+            for l in &t.lossy_mappings {
+                println!("  lossy: {l}");
+            }
+            for g in &t.generated_columns {
+                println!("  generated column: {g}");
+            }
+            for a in &t.auto_increment {
+                println!("  auto-increment: {a}");
+            }
+            for u in &t.unchecked {
+                println!("  not checked in SQL (caught during the load): {u}");
+            }
+        }
+        for s in &report.schema {
+            println!("schema: {s}");
+        }
+        if report.findings.is_empty() {
+            println!("\nno data hazards found ({:?} scan)", report.scan);
+        }
+        for f in &report.findings {
+            println!(
+                "\n{} {}.{}: {} rows; sample keys: {}\n  policy: {:?}{}",
+                f.kind,
+                f.table,
+                f.column,
+                f.rows,
+                f.sample_keys.join(", "),
+                f.policy,
+                if f.policy == decant_core::hazard::ValuePolicy::Fail {
+                    format!("\n  resolve: {}", f.resolve)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if blocking > 0 {
+            println!(
+                "\n{blocking} hazard(s) without a policy: `decant run` would refuse to start."
+            );
+        }
+    }
+    Ok(if blocking > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,980 @@
+//! `decant validate` end to end: migrate with `decant run`, tamper with the target in SQL, then
+//! check that validation reports exactly the differences made, no more, no fewer.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+/// (kind, key or row values joined by `|`, changed columns) — one per reported difference.
+type Diff = (String, String, Vec<String>);
+
+fn plan(w: &Workdir, source: &str, target: &str, extra: &str) -> String {
+    let p = w.plan(source, target, "");
+    let text = std::fs::read_to_string(&p).unwrap() + extra;
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn run(w: &Workdir, plan: &str) {
+    assert_success(&w.decant(&["run", "-q", plan]));
+}
+
+/// Runs `decant validate PLAN ARGS --report FILE`; returns the exit code and the report.
+fn validate(w: &Workdir, plan: &str, args: &[&str]) -> (i32, Value) {
+    let file = w.path().join("report.json");
+    let _ = std::fs::remove_file(&file);
+    let mut all = vec!["validate", "-q", plan, "--report", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = w.decant(&all);
+    let code = out.status.code().expect("exit code");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+        panic!(
+            "no report (exit {code}):\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        )
+    });
+    (code, serde_json::from_str(&text).expect("report is JSON"))
+}
+
+fn table<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target_table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {report:#}"))
+}
+
+fn joined(values: &Value) -> String {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or("NULL").to_string())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// The differences of one table, sorted.
+fn diffs(report: &Value, name: &str) -> Vec<Diff> {
+    let t = table(report, name);
+    let mut out: Vec<Diff> = t["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let key = if t["key_columns"].as_array().unwrap().is_empty() {
+                format!("{}×{}", joined(&d["row"]), d["count"])
+            } else {
+                joined(&d["key"])
+            };
+            let cols = d["columns"].as_array().map_or(vec![], |c| {
+                c.iter()
+                    .map(|c| c["column"].as_str().unwrap().to_string())
+                    .collect()
+            });
+            (d["kind"].as_str().unwrap().to_string(), key, cols)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn d(kind: &str, key: &str, cols: &[&str]) -> Diff {
+    (
+        kind.into(),
+        key.into(),
+        cols.iter().map(|c| c.to_string()).collect(),
+    )
+}
+
+fn changed_values(report: &Value, name: &str, key: &str, column: &str) -> (Value, Value) {
+    let t = table(report, name);
+    let diff = t["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| joined(&d["key"]) == key)
+        .unwrap_or_else(|| panic!("no difference at {key} in {t:#}"));
+    let c = diff["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == column)
+        .unwrap_or_else(|| panic!("{column} not changed at {key}: {diff:#}"));
+    (c["source"].clone(), c["target"].clone())
+}
+
+#[tokio::test]
+async fn identical_tables_match_and_the_outcome_is_recorded() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE keyed (id bigint PRIMARY KEY, v text, n numeric(12,2), ts timestamptz);
+             INSERT INTO keyed SELECT g, 'v' || g, g / 7.0, '2024-01-01'::timestamptz + g * interval '1 min'
+               FROM generate_series(1, 2000) g;
+             CREATE TABLE pair (a text, b int, v int, PRIMARY KEY (a, b));
+             INSERT INTO pair SELECT 'k' || (g % 7), g, g FROM generate_series(1, 300) g;
+             CREATE TABLE bag (a int, b text);
+             INSERT INTO bag SELECT g % 5, 'dup' FROM generate_series(1, 300) g;
+             CREATE TABLE empty_one (id int PRIMARY KEY);
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 250\n");
+    run(&w, &p);
+    let html = w.path().join("report.html");
+    let (code, report) = validate(&w, &p, &["--html", html.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["outcome"], "match");
+    let keyed = table(&report, "public.keyed");
+    assert_eq!(keyed["method"], "key ranges");
+    assert_eq!(
+        (keyed["source_rows"].as_u64(), keyed["target_rows"].as_u64()),
+        (Some(2000), Some(2000))
+    );
+    assert!(keyed["chunks"].as_u64().unwrap() >= 8, "{keyed}");
+    assert_eq!(table(&report, "public.pair")["method"], "key hash");
+    assert_eq!(table(&report, "public.bag")["method"], "multiset");
+    assert_eq!(table(&report, "public.empty_one")["source_rows"], 0);
+    for t in [
+        "public.keyed",
+        "public.pair",
+        "public.bag",
+        "public.empty_one",
+    ] {
+        assert_eq!(diffs(&report, t), vec![], "{t}");
+    }
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("public.keyed"));
+    assert!(
+        !page.contains("<script") && !page.contains("<link"),
+        "standalone"
+    );
+
+    let store = rusqlite::Connection::open(w.state()).unwrap();
+    let (outcome, job): (String, Option<String>) = store
+        .query_row(
+            "SELECT outcome, job_id FROM validation_runs WHERE job_name = 'test'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(outcome, "match");
+    assert!(job.is_some(), "the run's job is linked");
+    let rows: i64 = store
+        .query_row(
+            "SELECT rows_read FROM success_records WHERE table_name = 'public.keyed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 2000);
+}
+
+#[tokio::test]
+async fn one_row_changed_in_each_column_type() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+             CREATE TABLE typed (
+               id bigint PRIMARY KEY, b boolean, i2 smallint, i4 integer, i8 bigint, f4 real,
+               f8 double precision, n numeric(12,2), nb numeric, vc varchar(10), ch char(4),
+               tx text, by bytea, d date, t time, ts timestamp, tz timestamptz, iv interval,
+               u uuid, j json, jb jsonb, arr int[], m mood, ip inet);
+             INSERT INTO typed SELECT g, g % 2 = 0, g, g * 1000, g * 100000000000, g / 4.0, g / 3.0,
+               g / 8.0, g * 1.5, 'vc' || g, 'c' || g, 'text ' || g, decode(lpad(to_hex(g), 4, '0'), 'hex'),
+               date '2020-01-01' + g, time '10:00' + g * interval '1 s', timestamp '2020-01-01' + g * interval '1 h',
+               timestamptz '2020-01-01 00:00+00' + g * interval '1 h', g * interval '1 day',
+               md5(g::text)::uuid, json_build_object('a', g, 'b', 'x'), jsonb_build_object('a', g),
+               ARRAY[g, g + 1], 'ok', ('10.0.0.' || g)::inet
+             FROM generate_series(1, 40) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 10\n");
+    run(&w, &p);
+    let changes = [
+        ("b", "b = NOT b"),
+        ("i2", "i2 = i2 + 1"),
+        ("i4", "i4 = i4 + 1"),
+        ("i8", "i8 = i8 + 1"),
+        ("f4", "f4 = f4 + 0.25"),
+        ("f8", "f8 = f8 * 2"),
+        ("n", "n = n + 0.01"),
+        ("nb", "nb = nb + 0.000001"),
+        ("vc", "vc = 'other'"),
+        ("ch", "ch = 'zz'"),
+        ("tx", "tx = tx || '!'"),
+        ("by", "by = by || '\\x00'::bytea"),
+        ("d", "d = d + 1"),
+        ("t", "t = t + interval '1 s'"),
+        ("ts", "ts = ts + interval '1 s'"),
+        ("tz", "tz = tz + interval '1 s'"),
+        ("iv", "iv = iv + interval '1 hour'"),
+        ("u", "u = '00000000-0000-0000-0000-000000000001'"),
+        ("j", "j = '{\"a\": 0, \"b\": \"x\"}'"),
+        ("jb", "jb = '{\"a\": -1}'"),
+        ("arr", "arr = arr || 0"),
+        ("m", "m = 'sad'"),
+        ("ip", "ip = '192.168.1.1'"),
+    ];
+    let mut sql = String::new();
+    for (i, (_, set)) in changes.iter().enumerate() {
+        sql.push_str(&format!("UPDATE typed SET {set} WHERE id = {};\n", i + 1));
+    }
+    // Equal values spelled differently are not differences: JSON key order and whitespace,
+    // trailing zeros of a numeric.
+    sql.push_str("UPDATE typed SET j = '{ \"b\" : \"x\", \"a\" : 30 }' WHERE id = 30;\n");
+    sql.push_str("UPDATE typed SET nb = 46.50 WHERE id = 31;\n");
+    dst.client().await.batch_execute(&sql).await.unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let want: Vec<Diff> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (col, _))| d("changed", &(i + 1).to_string(), &[col]))
+        .collect();
+    let mut want = want;
+    want.sort();
+    assert_eq!(diffs(&report, "public.typed"), want);
+    let (s, t) = changed_values(&report, "public.typed", "12", "by");
+    assert_eq!(
+        (s.as_str(), t.as_str()),
+        (Some("\\x000c"), Some("\\x000c00"))
+    );
+    let (s, t) = changed_values(&report, "public.typed", "7", "n");
+    assert_eq!((s.as_str(), t.as_str()), (Some("0.88"), Some("0.89")));
+    assert!(
+        table(&report, "public.typed")["chunks_differing"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+}
+
+#[tokio::test]
+async fn null_to_value_and_value_to_null() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, a text, b int, c bytea);
+             INSERT INTO t VALUES (1, NULL, 1, NULL), (2, 'x', 2, '\\x01'), (3, '', 3, ''), (4, 'y', NULL, NULL),
+                                  (5, '', NULL, '');",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute(
+            "UPDATE t SET a = '' WHERE id = 1; UPDATE t SET a = NULL WHERE id = 2;
+             UPDATE t SET b = 5 WHERE id = 4; UPDATE t SET c = NULL WHERE id = 5;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        diffs(&report, "public.t"),
+        vec![
+            d("changed", "1", &["a"]),
+            d("changed", "2", &["a"]),
+            d("changed", "4", &["b"]),
+            d("changed", "5", &["c"]),
+        ]
+    );
+    let (s, t) = changed_values(&report, "public.t", "1", "a");
+    assert_eq!((s, t), (Value::Null, Value::from("")), "NULL became empty");
+    let (s, t) = changed_values(&report, "public.t", "2", "a");
+    assert_eq!((s, t), (Value::from("x"), Value::Null));
+    let (s, t) = changed_values(&report, "public.t", "5", "c");
+    assert_eq!(
+        (s, t),
+        (Value::from("\\x"), Value::Null),
+        "empty bytes became NULL"
+    );
+}
+
+#[tokio::test]
+async fn trailing_spaces_are_differences() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, vc varchar(10), tx text, ch char(5));
+             INSERT INTO t SELECT g, 'abc', 'x', 'pad' FROM generate_series(1, 4) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute(
+            "UPDATE t SET vc = 'abc ' WHERE id = 1; UPDATE t SET tx = 'x  ' WHERE id = 2;
+             UPDATE t SET tx = ' x' WHERE id = 3;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        diffs(&report, "public.t"),
+        vec![
+            d("changed", "1", &["vc"]),
+            d("changed", "2", &["tx"]),
+            d("changed", "3", &["tx"]),
+        ]
+    );
+    let (s, t) = changed_values(&report, "public.t", "1", "vc");
+    assert_eq!((s, t), (Value::from("abc"), Value::from("abc ")));
+    let (code, _) = validate(&w, &p, &["--count-only"]);
+    assert_eq!(
+        code, 0,
+        "the counts agree: a count-only validation cannot see changed values"
+    );
+}
+
+#[tokio::test]
+async fn missing_and_extra_rows_at_the_first_and_last_key() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 100\n");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute(
+            "DELETE FROM t WHERE id IN (1, 1000);
+             INSERT INTO t VALUES (-5, 'below'), (0, 'zero'), (1001, 'after'), (5000, 'far');",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        diffs(&report, "public.t"),
+        vec![
+            d("extra", "-5", &[]),
+            d("extra", "0", &[]),
+            d("extra", "1001", &[]),
+            d("extra", "5000", &[]),
+            d("missing", "1", &[]),
+            d("missing", "1000", &[]),
+        ]
+    );
+    let t = table(&report, "public.t");
+    assert_eq!(
+        (t["source_rows"].as_u64(), t["target_rows"].as_u64()),
+        (Some(1000), Some(1002))
+    );
+    assert_eq!(
+        t["chunks_differing"], 2,
+        "only the first and last chunks differ"
+    );
+}
+
+#[tokio::test]
+async fn timestamps_differing_in_microseconds() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, ts timestamp(6), tz timestamptz(6), t time(6));
+             INSERT INTO t SELECT g, '2024-02-29 23:59:59.999998', '1969-12-31 23:59:59.999999+00', '12:00:00.000001'
+               FROM generate_series(1, 5) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute(
+            "UPDATE t SET ts = ts + interval '1 microsecond' WHERE id = 1;
+             UPDATE t SET tz = tz - interval '1 microsecond' WHERE id = 2;
+             UPDATE t SET t = t + interval '1 microsecond' WHERE id = 3;
+             SET TIME ZONE 'Asia/Kolkata'; UPDATE t SET tz = '1970-01-01 05:29:59.999999+05:30' WHERE id = 4;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        diffs(&report, "public.t"),
+        vec![
+            d("changed", "1", &["ts"]),
+            d("changed", "2", &["tz"]),
+            d("changed", "3", &["t"]),
+        ],
+        "the same instant written in another zone (row 4) is no difference"
+    );
+    let (s, t) = changed_values(&report, "public.t", "1", "ts");
+    assert_eq!(
+        (s, t),
+        (
+            Value::from("2024-02-29 23:59:59.999998"),
+            Value::from("2024-02-29 23:59:59.999999")
+        )
+    );
+}
+
+#[tokio::test]
+async fn float_versus_double_within_the_documented_tolerance() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, r real, d double precision);
+             INSERT INTO t VALUES (1, 0.1, 1), (2, 0.5, 2.5), (3, 1.25, 1.0 / 3), (4, 3.3, 1e300);",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "");
+    run(&w, &p);
+    // Another tool moved the float4 through its text form into a float8: 0.1 (float4) is not
+    // 0.1 (float8), 0.5 and 1.25 are exact in both.
+    dst.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE t ALTER COLUMN r TYPE double precision USING r::text::float8;
+             UPDATE t SET d = d * (1 + 1e-12) WHERE id = 3;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "floats compare exactly by default");
+    assert_eq!(
+        diffs(&report, "public.t"),
+        vec![
+            d("changed", "1", &["r"]),
+            d("changed", "3", &["d"]),
+            d("changed", "4", &["r"]),
+        ]
+    );
+    let (code, report) = validate(&w, &p, &["--float-tolerance", "1e-6"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(table(&report, "public.t")["rows_within_tolerance"], 3);
+
+    dst.client()
+        .await
+        .batch_execute("UPDATE t SET d = d * 1.001 WHERE id = 2")
+        .await
+        .unwrap();
+    let with_key = plan(
+        &w,
+        &src.url,
+        &dst.url,
+        "[validate]\nfloat_tolerance = 1e-6\n",
+    );
+    let (code, report) = validate(&w, &with_key, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        diffs(&report, "public.t"),
+        vec![d("changed", "2", &["d"])],
+        "a change past the tolerance is still found"
+    );
+    assert_eq!(report["float_tolerance"], 1e-6);
+}
+
+#[tokio::test]
+async fn sqlite_and_postgresql_pairs() {
+    // SQLite → PostgreSQL.
+    let (lite, pg) = (SqliteTestDb::create(), PgTestDb::create().await);
+    let conn = rusqlite::Connection::open(&lite.path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL, data BLOB, seen DATETIME);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 300)
+         INSERT INTO items SELECT i, 'item ' || i, i * 3, i / 4.0, x'00ff', '2024-01-01 10:00:00' FROM g;",
+    )
+    .unwrap();
+    drop(conn);
+    let w = Workdir::new();
+    let p = plan(&w, &lite.url, &pg.url, "[load]\nchunk_rows = 50\n");
+    run(&w, &p);
+    pg.client()
+        .await
+        .batch_execute(
+            "UPDATE items SET name = 'renamed' WHERE id = 3; DELETE FROM items WHERE id = 7;
+             UPDATE items SET seen = seen + interval '1 s', price = 0 WHERE id = 300;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.items"),
+        vec![
+            d("changed", "3", &["name"]),
+            d("changed", "300", &["price", "seen"]),
+            d("missing", "7", &[]),
+        ]
+    );
+
+    // PostgreSQL → SQLite.
+    let (pg, lite) = (PgTestDb::create().await, SqliteTestDb::create());
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v varchar(20), n numeric(10,2), d date, b boolean, j jsonb);
+             INSERT INTO t SELECT g, 'v' || g, g / 3.0, date '2024-01-01' + g, g % 2 = 0, jsonb_build_object('k', g, 'a', 1)
+               FROM generate_series(1, 200) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &pg.url, &lite.url, "[load]\nchunk_rows = 64\n");
+    run(&w, &p);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 0, "an untouched SQLite copy matches: {report:#}");
+    let conn = rusqlite::Connection::open(&lite.path).unwrap();
+    conn.execute_batch(
+        "UPDATE t SET v = 'changed' WHERE id = 1; DELETE FROM t WHERE id = 200;
+         INSERT INTO t (id, v) VALUES (201, 'new');",
+    )
+    .unwrap();
+    drop(conn);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        diffs(&report, "t"),
+        vec![
+            d("changed", "1", &["v"]),
+            d("extra", "201", &[]),
+            d("missing", "200", &[]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn renamed_tables_and_columns_are_compared_by_their_target_names() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text, secret text, n int);
+             INSERT INTO t SELECT g, 'v' || g, 'hidden', g FROM generate_series(1, 500) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(
+        &w,
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 100\n[tables.t]\nrename = \"t2\"\n\
+         [tables.t.columns.id]\nrename = \"key\"\n[tables.t.columns.v]\nrename = \"value\"\n\
+         [tables.t.columns.secret]\nskip = true\n",
+    );
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute("UPDATE t2 SET value = 'x' WHERE key = 250; DELETE FROM t2 WHERE key = 499;")
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let t = table(&report, "public.t2");
+    assert_eq!(
+        (t["method"].as_str(), t["key_columns"].clone()),
+        (Some("key ranges"), serde_json::json!(["key"]))
+    );
+    assert_eq!(
+        t["columns"],
+        serde_json::json!(["key", "value", "n"]),
+        "the skipped column is not compared"
+    );
+    assert_eq!(
+        diffs(&report, "public.t2"),
+        vec![d("changed", "250", &["value"]), d("missing", "499", &[])]
+    );
+}
+
+#[tokio::test]
+async fn tables_migrated_by_another_tool_are_validated_without_a_run() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE accounts (id int PRIMARY KEY, balance numeric(10,2), name varchar(40), opened timestamp);
+             INSERT INTO accounts SELECT g, g * 1.25, 'acct ' || g, timestamp '2020-01-01' + g * interval '1 day'
+               FROM generate_series(1, 300) g;",
+        )
+        .await
+        .unwrap();
+    // Another tool chose other types: bigint, numeric without scale, text, timestamptz.
+    dst.client()
+        .await
+        .batch_execute(
+            "SET TIME ZONE 'UTC';
+             CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric, name text, opened timestamptz, extra int);
+             INSERT INTO accounts SELECT g, (g * 1.25)::numeric(12,4), 'acct ' || g, timestamp '2020-01-01' + g * interval '1 day', 0
+               FROM generate_series(1, 300) g;
+             UPDATE accounts SET balance = 0 WHERE id = 42;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 100\n");
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.accounts"),
+        vec![d("changed", "42", &["balance"])]
+    );
+    let notes = table(&report, "public.accounts")["notes"].to_string();
+    assert!(
+        notes.contains("target column extra is not in the plan"),
+        "{notes}"
+    );
+    let store = rusqlite::Connection::open(w.state()).unwrap();
+    let (outcome, job): (String, Option<String>) = store
+        .query_row("SELECT outcome, job_id FROM validation_runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (outcome.as_str(), job),
+        ("differences", None),
+        "no job: nothing was run"
+    );
+}
+
+#[tokio::test]
+async fn composite_key_table_is_compared_by_its_key() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE stock (region text, id int, qty int, PRIMARY KEY (region, id));
+             INSERT INTO stock SELECT r, g, g FROM unnest(ARRAY['eu', 'us', 'asia']) r, generate_series(1, 200) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 50\n");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute(
+            "UPDATE stock SET qty = -1 WHERE region = 'eu' AND id = 7;
+             DELETE FROM stock WHERE region = 'us' AND id = 3;
+             INSERT INTO stock VALUES ('zz', 1, 1);",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    let t = table(&report, "public.stock");
+    assert_eq!(t["method"], "key hash");
+    assert_eq!(t["key_columns"], serde_json::json!(["region", "id"]));
+    assert_eq!(
+        diffs(&report, "public.stock"),
+        vec![
+            d("changed", "eu|7", &["qty"]),
+            d("extra", "zz|1", &[]),
+            d("missing", "us|3", &[]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_table_without_a_key_is_compared_as_a_multiset() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE bag (a int, b text);
+             INSERT INTO bag SELECT g % 10, 'dup' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 30\n");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute(
+            "DELETE FROM bag WHERE ctid = (SELECT min(ctid) FROM bag WHERE a = 1);
+             UPDATE bag SET b = 'changed' WHERE ctid = (SELECT min(ctid) FROM bag WHERE a = 2);
+             INSERT INTO bag VALUES (99, 'new'), (99, 'new');",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1);
+    let t = table(&report, "public.bag");
+    assert_eq!(t["method"], "multiset");
+    assert_eq!(
+        diffs(&report, "public.bag"),
+        vec![
+            d("extra", "2|changed×1", &[]),
+            d("extra", "99|new×2", &[]),
+            d("missing", "1|dup×1", &[]),
+            d("missing", "2|dup×1", &[]),
+        ]
+    );
+    assert!(
+        t["notes"]
+            .to_string()
+            .contains("cannot be told apart as changed"),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn rules_on_the_target_integrity_and_business() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, total numeric(10,2) NOT NULL);
+             CREATE TABLE lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders(id), qty int NOT NULL);
+             INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 10) g;
+             INSERT INTO lines SELECT g, 1 + g % 10, g FROM generate_series(1, 50) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let rules = "[[validate.rules]]\nname = \"no negative totals\"\nsql = \"SELECT count(*) FROM orders WHERE total < 0\"\n\
+                 [[validate.rules]]\nname = \"ten orders\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = 10\n";
+    let p = plan(&w, &src.url, &dst.url, rules);
+    run(&w, &p);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let statuses: Vec<(String, String)> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&("ten orders".into(), "passed".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .any(|(n, s)| n.starts_with("foreign key") && s == "passed"),
+        "foreign keys are always checked: {statuses:?}"
+    );
+
+    dst.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE lines DROP CONSTRAINT lines_order_id_fkey;
+             ALTER TABLE lines ALTER COLUMN qty DROP NOT NULL;
+             ALTER TABLE orders DROP CONSTRAINT orders_pkey;
+             DELETE FROM orders WHERE id = 3;
+             UPDATE orders SET total = -1 WHERE id = 5;
+             INSERT INTO orders VALUES (4, 40);
+             UPDATE lines SET qty = NULL WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.orders"),
+        vec![
+            d("changed", "5", &["total"]),
+            d("extra", "4", &[]),
+            d("missing", "3", &[]),
+        ]
+    );
+    assert_eq!(
+        diffs(&report, "public.lines"),
+        vec![d("changed", "1", &["qty"])]
+    );
+    let rule = |prefix: &str| {
+        report["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no rule {prefix}: {report:#}"))
+            .clone()
+    };
+    let orphans = rule("foreign key");
+    assert_eq!(
+        (orphans["status"].as_str(), orphans["actual"].as_i64()),
+        (Some("failed"), Some(5))
+    );
+    let unique = rule("primary key (id) of public.orders");
+    assert_eq!(
+        (unique["status"].as_str(), unique["actual"].as_i64()),
+        (Some("failed"), Some(1))
+    );
+    let not_null = rule("NOT NULL columns of public.lines");
+    assert_eq!(
+        (not_null["status"].as_str(), not_null["actual"].as_i64()),
+        (Some("failed"), Some(1))
+    );
+    let negative = rule("no negative totals");
+    assert_eq!(
+        (negative["status"].as_str(), negative["actual"].as_i64()),
+        (Some("failed"), Some(1))
+    );
+    assert_eq!(rule("ten orders")["status"], "passed");
+    assert_eq!(
+        rule("NOT NULL columns of public.orders")["status"],
+        "enforced"
+    );
+
+    let broken = plan(
+        &w,
+        &src.url,
+        &dst.url,
+        "[[validate.rules]]\nname = \"broken\"\nsql = \"SELECT count(*) FROM no_such_table\"\n",
+    );
+    let (code, report) = validate(&w, &broken, &["--no-rules"]);
+    assert_eq!(code, 1, "--no-rules leaves only the data differences");
+    assert!(report["rules"].as_array().unwrap().is_empty());
+    let (code, report) = validate(&w, &broken, &[]);
+    assert_eq!(code, 2, "a rule that cannot run is an error");
+    assert!(
+        rule_detail(&report, "broken").contains("no_such_table"),
+        "{report:#}"
+    );
+}
+
+fn rule_detail(report: &Value, name: &str) -> String {
+    report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .map(|r| r["detail"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn tables_that_cannot_be_compared_exit_2() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE here (id int PRIMARY KEY); CREATE TABLE there (id int PRIMARY KEY, v int);",
+        )
+        .await
+        .unwrap();
+    dst.client()
+        .await
+        .batch_execute("CREATE TABLE there (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "");
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(report["outcome"], "error");
+    let here = table(&report, "public.here");
+    assert!(
+        here["error"].as_str().unwrap().contains("does not exist"),
+        "{here}"
+    );
+    let there = table(&report, "public.there");
+    assert!(
+        there["error"].as_str().unwrap().contains("has no column v"),
+        "{there}"
+    );
+
+    // A target column narrower than the source's values cannot be compared like for like.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE wide (id int PRIMARY KEY, v int); INSERT INTO wide VALUES (1, 100000);",
+        )
+        .await
+        .unwrap();
+    dst.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE wide (id int PRIMARY KEY, v smallint); INSERT INTO wide VALUES (1, 1);",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 2);
+    let wide = table(&report, "public.wide");
+    assert!(
+        wide["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be converted to the target's type"),
+        "{wide}"
+    );
+
+    let out = w.decant(&["validate", "-q", "/nonexistent/plan.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn postgresql_and_mariadb_pair() {
+    let (pg, my) = (PgTestDb::create().await, MysqlTestDb::create().await);
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer int NOT NULL, status varchar(16),
+               amount numeric(12,2), created timestamp, note text, flag boolean, score double precision);
+             INSERT INTO orders SELECT g, g % 97, (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], g / 8.0,
+               timestamp '2024-01-01' + g * interval '1 s 1 ms', CASE WHEN g % 10 = 0 THEN NULL ELSE 'note ' || g END,
+               g % 2 = 0, g / 3.0
+             FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &pg.url, &my.url, "[load]\nchunk_rows = 128\n");
+    run(&w, &p);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    use mysql_async::prelude::Queryable;
+    let mut conn = my.conn().await;
+    conn.query_drop(
+        "UPDATE orders SET note = NULL WHERE id = 1; UPDATE orders SET note = 'set' WHERE id = 10;
+         UPDATE orders SET amount = amount + 0.01 WHERE id = 500; DELETE FROM orders WHERE id = 1000;
+         INSERT INTO orders (id, customer) VALUES (1001, 1);",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "orders"),
+        vec![
+            d("changed", "1", &["note"]),
+            d("changed", "10", &["note"]),
+            d("changed", "500", &["amount"]),
+            d("extra", "1001", &[]),
+            d("missing", "1000", &[]),
+        ]
+    );
+}
