@@ -14,12 +14,14 @@ use crate::traits::{HazardBound, HazardCheck, HazardCount};
 /// Zero dates are told apart exactly as the reader does: no digit but zeros at all.
 fn predicate(check: &HazardCheck) -> Option<String> {
     let c = ident(&check.column);
-    let text = format!("CAST({c} AS CHAR)");
+    // Date parts are numbers: far cheaper than matching the text of 5M values. A zero date has
+    // nothing but zeros, time included, exactly as the reader tells them apart.
+    let zero =
+        format!("(YEAR({c}) = 0 AND MONTH({c}) = 0 AND DAYOFMONTH({c}) = 0 AND TIME({c}) = 0)");
     match (check.kind, &check.bound) {
-        (HazardKind::ZeroDate, _) => Some(format!("{text} NOT REGEXP '[1-9]'")),
+        (HazardKind::ZeroDate, _) => Some(zero),
         (HazardKind::InvalidDate, _) => Some(format!(
-            "((SUBSTRING({text}, 6, 2) = '00' OR SUBSTRING({text}, 9, 2) = '00') \
-             AND {text} REGEXP '[1-9]')"
+            "((MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0) AND NOT {zero})"
         )),
         (HazardKind::NulByte, _) => Some(format!("INSTR({c}, CHAR(0 USING utf8mb4)) > 0")),
         (HazardKind::TooLong, HazardBound::MaxChars { chars }) => {
@@ -59,28 +61,21 @@ pub async fn scan(
 ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
     let key = key_expression(table);
     let mut exprs = Vec::new();
-    let mut slots = Vec::with_capacity(checks.len());
+    let mut predicates = Vec::with_capacity(checks.len());
     for check in checks {
-        match predicate(check) {
-            Some(p) => {
-                slots.push(Some(exprs.len()));
-                exprs.push(format!(
-                    "CAST(SUM(CASE WHEN {p} THEN 1 ELSE 0 END) AS CHAR)"
-                ));
-                exprs.push(match &key {
-                    Some(k) => format!(
-                        "SUBSTRING_INDEX(GROUP_CONCAT(CASE WHEN {p} THEN {k} END \
-                         ORDER BY {k} SEPARATOR 0x1f), 0x1f, 5)"
-                    ),
-                    None => "NULL".into(),
-                });
-            }
-            None => slots.push(None),
+        let p = predicate(check);
+        if let Some(p) = &p {
+            exprs.push(format!(
+                "CAST(SUM(CASE WHEN {p} THEN 1 ELSE 0 END) AS CHAR)"
+            ));
         }
+        predicates.push(p);
     }
     if exprs.is_empty() {
         return Ok(vec![None; checks.len()]);
     }
+    // One aggregate scan counts every check; sample keys are then looked up only for the checks
+    // that found rows, so a clean table costs one scan.
     let sql = format!(
         "SELECT {} FROM {}",
         exprs.join(", "),
@@ -88,27 +83,42 @@ pub async fn scan(
     );
     let row: Option<mysql_async::Row> = conn.query_first(sql).await?;
     let mut row = row.ok_or_else(|| ConnectorError::Internal("an aggregate gave no row".into()))?;
-    let mut cell = |i: usize| -> Option<String> { row.take::<Option<String>, _>(i).flatten() };
-    let values: Vec<(u64, Option<String>)> = (0..exprs.len() / 2)
+    let counts: Vec<u64> = (0..exprs.len())
         .map(|i| {
-            let rows = cell(2 * i).and_then(|n| n.parse().ok()).unwrap_or(0);
-            (rows, cell(2 * i + 1))
+            row.take::<Option<String>, _>(i)
+                .flatten()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
         })
         .collect();
-    Ok(slots
-        .into_iter()
-        .map(|slot| {
-            slot.map(|i| {
-                let (rows, keys) = &values[i / 2];
-                HazardCount {
-                    rows: *rows,
-                    sample_keys: keys
-                        .as_deref()
-                        .filter(|k| !k.is_empty())
-                        .map(|k| k.split('\u{1f}').take(5).map(str::to_string).collect())
-                        .unwrap_or_default(),
-                }
-            })
-        })
-        .collect())
+    let mut out = Vec::with_capacity(checks.len());
+    let mut next = 0;
+    for p in predicates {
+        let Some(p) = p else {
+            out.push(None);
+            continue;
+        };
+        let rows = counts[next];
+        next += 1;
+        let sample_keys = match (&key, rows) {
+            (Some(k), 1..) => conn
+                .query::<Option<String>, _>(format!(
+                    "SELECT {k} FROM {} WHERE {p} ORDER BY {} LIMIT 5",
+                    qualified(&table.name),
+                    table
+                        .primary_key
+                        .iter()
+                        .map(|c| ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .await?
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.push(Some(HazardCount { rows, sample_keys }));
+    }
+    Ok(out)
 }
