@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::cast::{CastOptions, can_cast_types, cast_with_options};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use decant_connectors::batch::{ColumnBuilder, write_text};
 
 /// Converts `batch` to `schema` column by column; the error names the column and the value.
@@ -35,6 +37,19 @@ pub fn convert_batch(
 pub fn convert_array(col: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
     if col.data_type() == to {
         return Ok(col.clone());
+    }
+    // Naive ↔ zoned timestamps: Decant carries both as microseconds in UTC, so only the label
+    // changes (Arrow's cast would need a time-zone database this build does not carry).
+    if let (
+        DataType::Timestamp(TimeUnit::Microsecond, _),
+        DataType::Timestamp(TimeUnit::Microsecond, tz),
+    ) = (col.data_type(), to)
+    {
+        let values = col
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone()
+            .with_timezone_opt(tz.clone());
+        return Ok(Arc::new(values));
     }
     if *to == DataType::Utf8 && *col.data_type() != DataType::Binary {
         let mut b = arrow_array::builder::StringBuilder::with_capacity(col.len(), col.len() * 16);
@@ -95,6 +110,20 @@ mod tests {
         assert!(t.is_err(), "u64::MAX does not fit int64 and must not wrap");
         let s: ArrayRef = Arc::new(StringArray::from(vec!["12.5", "x"]));
         assert!(convert_array(&s, &DataType::Decimal128(5, 2)).is_err());
+        let naive: ArrayRef = Arc::new(arrow_array::TimestampMicrosecondArray::from(vec![
+            Some(1_000_000),
+            None,
+        ]));
+        let zoned = convert_array(
+            &naive,
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .unwrap();
+        assert_eq!(
+            zoned.as_primitive::<TimestampMicrosecondType>().value(0),
+            1_000_000
+        );
+        assert!(zoned.is_null(1));
         let txt = convert_array(&d, &DataType::Utf8).unwrap();
         assert_eq!(txt.as_string::<i32>().value(0), "18446744073709551615");
     }

@@ -122,7 +122,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let target = connect_target(&target_url).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
-    let plan_fp = fingerprint(plan)?;
+    // What the load depends on: validation settings may change between a crash and a resume.
+    let plan_fp = fingerprint(&decant_core::plan::Plan {
+        validate: Default::default(),
+        ..plan.clone()
+    })?;
     let schema_fp = fingerprint(&schema_facts(&job_plan))?;
     let name = plan.job_name().to_string();
 

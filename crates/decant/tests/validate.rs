@@ -391,6 +391,20 @@ async fn missing_and_extra_rows_at_the_first_and_last_key() {
         t["chunks_differing"], 2,
         "only the first and last chunks differ"
     );
+
+    let (code, report) = validate(&w, &p, &["--max-diffs", "2"]);
+    assert_eq!(code, 1);
+    let t = table(&report, "public.t");
+    assert_eq!(t["differences"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        t["differences_truncated"], true,
+        "the report says the list is cut"
+    );
+
+    let (code, report) = validate(&w, &p, &["--count-only"]);
+    assert_eq!(code, 1, "1000 rows against 1002");
+    assert_eq!(report["mode"], "count");
+    assert_eq!(diffs(&report, "public.t"), vec![], "counts list no rows");
 }
 
 #[tokio::test]
@@ -623,12 +637,13 @@ async fn tables_migrated_by_another_tool_are_validated_without_a_run() {
         )
         .await
         .unwrap();
-    // Another tool chose other types: bigint, numeric without scale, text, timestamptz.
+    // Another tool chose other types (bigint, numeric without scale, text, timestamptz) and
+    // created no primary key.
     dst.client()
         .await
         .batch_execute(
             "SET TIME ZONE 'UTC';
-             CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric, name text, opened timestamptz, extra int);
+             CREATE TABLE accounts (id bigint, balance numeric, name text, opened timestamptz, extra int);
              INSERT INTO accounts SELECT g, (g * 1.25)::numeric(12,4), 'acct ' || g, timestamp '2020-01-01' + g * interval '1 day', 0
                FROM generate_series(1, 300) g;
              UPDATE accounts SET balance = 0 WHERE id = 42;",
@@ -951,7 +966,16 @@ async fn postgresql_and_mariadb_pair() {
         .await
         .unwrap();
     let w = Workdir::new();
-    let p = plan(&w, &pg.url, &my.url, "[load]\nchunk_rows = 128\n");
+    let rules = "[[validate.rules]]\nname = \"no negative amounts\"\n\
+                 sql = \"SELECT count(*) FROM orders WHERE amount < 0\"\n\
+                 [[validate.rules]]\nname = \"a thousand orders\"\n\
+                 sql = \"SELECT count(*) FROM orders\"\nexpect = 1000\n";
+    let p = plan(
+        &w,
+        &pg.url,
+        &my.url,
+        &format!("[load]\nchunk_rows = 128\n{rules}"),
+    );
     run(&w, &p);
     let (code, report) = validate(&w, &p, &[]);
     assert_eq!(code, 0, "{report:#}");
@@ -967,6 +991,21 @@ async fn postgresql_and_mariadb_pair() {
     drop(conn);
     let (code, report) = validate(&w, &p, &[]);
     assert_eq!(code, 1, "{report:#}");
+    let statuses: Vec<(&str, &str)> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "business")
+        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("no negative amounts", "passed"),
+            ("a thousand orders", "passed")
+        ],
+        "rules run on MariaDB: {report:#}"
+    );
     assert_eq!(
         diffs(&report, "orders"),
         vec![

@@ -263,7 +263,7 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError
         let mut state = RowState::default();
         while let Some(batch) = rx.blocking_recv() {
             let batch = match side {
-                Side::Source => convert_batch(&batch, &check.schema).map_err(|(col, e)| {
+                Side::Source => convert_batch(&relabel_timestamps(batch, &check.schema), &check.schema).map_err(|(col, e)| {
                     let name = check.schema.fields().get(col).map_or("", |f| f.name());
                     ScanError::Convert(format!(
                         "{}.{name} ({range}): a source value cannot be converted to the target's type: {e}",
@@ -347,6 +347,44 @@ impl RowState {
             }
         }
     }
+}
+
+/// Gives naive timestamps the zone of the target's column and the other way round, keeping the
+/// values: a naive timestamp compared with an instant is taken as UTC, as Decant's sessions run
+/// in UTC. (Arrow's cast would need a time-zone database for that.)
+fn relabel_timestamps(batch: RecordBatch, schema: &arrow_schema::SchemaRef) -> RecordBatch {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
+    use arrow_schema::TimeUnit;
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (col, field) in columns.iter_mut().zip(schema.fields()) {
+        if let (
+            DataType::Timestamp(TimeUnit::Microsecond, from),
+            DataType::Timestamp(TimeUnit::Microsecond, to),
+        ) = (col.data_type(), field.data_type())
+            && from.is_some() != to.is_some()
+        {
+            let relabeled = col
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone_opt(to.clone());
+            *col = std::sync::Arc::new(relabeled);
+            changed = true;
+        }
+    }
+    if !changed {
+        return batch;
+    }
+    let fields: Vec<arrow_schema::FieldRef> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(f, c)| std::sync::Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone())))
+        .collect();
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+    RecordBatch::try_new(schema, columns).unwrap_or(batch)
 }
 
 /// An integer key's value, for range bucketing.

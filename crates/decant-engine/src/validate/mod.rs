@@ -4,9 +4,11 @@
 //! (`decant_core::canonical`), digests compared per unit, and differing units narrowed down to
 //! rows. Then rules are checked on the target. See docs/validation.md.
 
+mod compare;
 mod diff;
 mod digest;
 pub mod html;
+mod record;
 mod report;
 mod rules;
 mod sql;
@@ -14,22 +16,19 @@ mod table;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use decant_connectors::{Source, connect_source, connect_target};
-use decant_core::ChunkSpec;
+use decant_connectors::{connect_source, connect_target};
 use decant_core::plan::Plan;
-use decant_store::{Store, ValidationRunRecord};
-use futures::StreamExt;
 
 pub use report::{
     ColumnDiff, DiffKind, Difference, Outcome, RuleKind, RuleResult, RuleStatus, TableReport,
     ValidationReport,
 };
 
-use self::digest::{Bucketing, Buckets, Filter, ScanError, ScanJob, Side, Sink, scan};
-use self::table::{Method, TableCheck};
+use self::compare::{Ctx, compare_digests, count_tables, narrow};
+use self::digest::Buckets;
+use self::table::TableCheck;
 use crate::error::EngineError;
 use crate::planner::{TableJob, build_plan};
 use crate::progress::{Progress, TableProgress};
@@ -105,8 +104,8 @@ pub async fn validate_plan(
     let result = validate_inner(plan, opts, started).await;
     if let Some(path) = &opts.state_path {
         let recorded = match &result {
-            Ok(report) => record(path, plan, report, &started_at).await,
-            Err(e) => record_failure(path, plan, e, &started_at).await,
+            Ok(report) => record::record(path, plan, report, &started_at).await,
+            Err(e) => record::record_failure(path, plan, e, &started_at).await,
         };
         if let Err(e) = recorded {
             // The comparison stands on its own; a store that refuses it must not hide it.
@@ -270,335 +269,6 @@ async fn validate_inner(
     Ok(report)
 }
 
-/// What every task needs.
-struct Ctx<'a> {
-    source: Arc<dyn Source>,
-    target: Arc<dyn Source>,
-    plan: &'a Plan,
-    parallelism: usize,
-    batch_rows: usize,
-}
-
-impl Ctx<'_> {
-    fn reader(&self, side: Side) -> Arc<dyn Source> {
-        match side {
-            Side::Source => self.source.clone(),
-            Side::Target => self.target.clone(),
-        }
-    }
-
-    /// One side of one chunk, retried with backoff when the connection drops.
-    async fn scan(
-        &self,
-        side: Side,
-        check: &Arc<TableCheck>,
-        chunk: &ChunkSpec,
-        bucketing: Bucketing,
-        make: impl Fn() -> Sink,
-        progress: Option<Arc<TableProgress>>,
-    ) -> Result<Sink, ScanError> {
-        let retries = self.plan.load.retries.max(1);
-        let mut attempt = 1;
-        loop {
-            let job = ScanJob {
-                reader: self.reader(side),
-                side,
-                check: check.clone(),
-                chunk: chunk.clone(),
-                batch_rows: self.batch_rows,
-                policies: self.plan.policies.clone(),
-                bucketing,
-                progress: progress.clone(),
-            };
-            let result = scan(job, make()).await;
-            match result {
-                Err(e) if e.is_retriable() && attempt < retries => {
-                    let wait = Duration::from_millis(500 * (1 << attempt.min(6)));
-                    tracing::warn!(table = %check.target, chunk = %chunk.id, attempt, error = %e, "read failed, retrying in {wait:?}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-fn side_error(side: Side, check: &TableCheck, chunk: &ChunkSpec, e: &ScanError) -> String {
-    let (name, what) = match side {
-        Side::Source => (&check.source, "source"),
-        Side::Target => (&check.target, "target"),
-    };
-    format!(
-        "reading the {what} {name} ({}) failed: {e}",
-        chunk.range.describe()
-    )
-}
-
-async fn count_tables(ctx: &Ctx<'_>, tables: &mut [TableState]) {
-    for t in tables.iter_mut() {
-        let Some(check) = t.check.clone() else {
-            continue;
-        };
-        let started = Instant::now();
-        let counted = tokio::try_join!(
-            ctx.source.count_rows(&check.source),
-            ctx.target.count_rows(&check.target)
-        );
-        match counted {
-            Ok(c) => t.counts = Some(c),
-            Err(e) => t.error = Some(format!("counting rows failed: {e}")),
-        }
-        t.worked(started);
-    }
-}
-
-/// Reads every unit of every table on both sides, `parallelism` units at a time, and sums the
-/// digests of each side.
-async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
-    struct Task {
-        table: usize,
-        unit: usize,
-        side: Side,
-        chunk: ChunkSpec,
-        bucketing: Bucketing,
-    }
-    let mut tasks = Vec::new();
-    for (ti, t) in tables.iter().enumerate() {
-        let Some(check) = &t.check else { continue };
-        for (ui, unit) in check.units.iter().enumerate() {
-            // Source and target chunks alternate, so both sides of a unit are read together.
-            let n = unit.source_chunks.len().max(unit.target_chunks.len());
-            for i in 0..n {
-                for (side, chunks) in [
-                    (Side::Source, &unit.source_chunks),
-                    (Side::Target, &unit.target_chunks),
-                ] {
-                    if let Some(chunk) = chunks.get(i) {
-                        tasks.push(Task {
-                            table: ti,
-                            unit: ui,
-                            side,
-                            chunk: chunk.clone(),
-                            bucketing: unit.bucketing,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    let failed: Vec<std::sync::atomic::AtomicBool> =
-        tables.iter().map(|_| Default::default()).collect();
-    let prepared: Vec<(Task, Option<Arc<TableCheck>>, Arc<TableProgress>)> = tasks
-        .into_iter()
-        .map(|t| {
-            let (check, progress) = (
-                tables[t.table].check.clone(),
-                tables[t.table].progress.clone(),
-            );
-            (t, check, progress)
-        })
-        .collect();
-    let failed = &failed;
-    let mut results = futures::stream::iter(prepared)
-        .map(|(task, check, progress)| async move {
-            let check = check?;
-            if failed[task.table].load(Ordering::Relaxed) {
-                return None;
-            }
-            let started = Instant::now();
-            let by = task.bucketing;
-            let result = ctx
-                .scan(
-                    task.side,
-                    &check,
-                    &task.chunk,
-                    by,
-                    || Sink::Digest(Buckets::new(by.len())),
-                    Some(progress.clone()),
-                )
-                .await;
-            progress.chunks_done.fetch_add(1, Ordering::Relaxed);
-            let result = result.map_err(|e| {
-                failed[task.table].store(true, Ordering::Relaxed);
-                side_error(task.side, &check, &task.chunk, &e)
-            });
-            Some((task.table, task.unit, task.side, result, started))
-        })
-        .buffer_unordered(ctx.parallelism * 2);
-    while let Some(done) = results.next().await {
-        let Some((ti, ui, side, result, started)) = done else {
-            continue;
-        };
-        let t = &mut tables[ti];
-        t.worked(started);
-        match result {
-            Ok(Sink::Digest(b)) => match side {
-                Side::Source => t.digests[ui].0.merge(&b),
-                Side::Target => t.digests[ui].1.merge(&b),
-            },
-            Ok(Sink::Collect(..)) => {}
-            Err(e) => {
-                t.error.get_or_insert(e);
-            }
-        }
-    }
-    drop(results);
-    for t in tables
-        .iter_mut()
-        .filter(|t| t.check.is_some() && t.error.is_none())
-    {
-        let rows = t
-            .digests
-            .iter()
-            .fold((0, 0), |(s, g), (a, b)| (s + a.rows(), g + b.rows()));
-        t.counts = Some(rows);
-        t.chunks_differing = t.digests.iter().filter(|(a, b)| a != b).count();
-    }
-}
-
-/// Re-reads the differing buckets of every differing unit and diffs their rows.
-async fn narrow(ctx: &Ctx<'_>, opts: &ValidateOptions, tolerance: f64, tables: &mut [TableState]) {
-    let per_side = (opts.max_rows_in_memory / (2 * ctx.parallelism)).max(1000) as u64;
-    let mut tasks = Vec::new();
-    for (ti, t) in tables.iter().enumerate() {
-        let (Some(check), None) = (&t.check, &t.error) else {
-            continue;
-        };
-        for (ui, (src, tgt)) in t.digests.iter().enumerate() {
-            let differing = src.differing(tgt);
-            if differing.is_empty() {
-                continue;
-            }
-            let unit = &check.units[ui];
-            let reads: Vec<Reads> = match unit.bucketing {
-                Bucketing::Range { .. } => {
-                    diff::plan_runs(unit.bucketing.len(), &differing, per_side, MAX_GAP)
-                        .into_iter()
-                        .filter_map(|(first, last, filter)| {
-                            let (source, target) = unit.sub_chunks(first, last)?;
-                            Some(Reads {
-                                source: vec![source],
-                                target: vec![target],
-                                filter,
-                            })
-                        })
-                        .collect()
-                }
-                Bucketing::Hash { .. } => {
-                    diff::plan_filters(unit.bucketing.len(), &differing, per_side)
-                        .into_iter()
-                        .map(|filter| Reads {
-                            source: unit.source_chunks.clone(),
-                            target: unit.target_chunks.clone(),
-                            filter,
-                        })
-                        .collect()
-                }
-            };
-            tasks.push((ti, check.clone(), unit.bucketing, reads));
-        }
-    }
-    let found: Vec<AtomicUsize> = tables.iter().map(|_| AtomicUsize::new(0)).collect();
-    let found = &found;
-    let cap = opts.max_differences.max(1);
-    let mut results = futures::stream::iter(tasks)
-        .map(|(ti, check, by, reads)| async move {
-            let started = Instant::now();
-            let r = narrow_unit(ctx, &check, by, reads, tolerance, &found[ti], cap).await;
-            (ti, r, started)
-        })
-        .buffer_unordered(ctx.parallelism);
-    while let Some((ti, result, started)) = results.next().await {
-        let t = &mut tables[ti];
-        t.worked(started);
-        match result {
-            Ok(n) => {
-                t.differences.extend(n.differences);
-                t.tolerated += n.tolerated;
-                t.truncated |= n.truncated;
-            }
-            Err(e) => {
-                t.error.get_or_insert(e);
-            }
-        }
-    }
-}
-
-struct Narrowed {
-    differences: Vec<Difference>,
-    tolerated: u64,
-    truncated: bool,
-}
-
-/// Differing buckets merged into one re-read when fewer than this many equal buckets lie
-/// between them: one query for neighbours, a query each for rows far apart.
-const MAX_GAP: usize = 8;
-
-/// One re-read of a differing unit: chunks on each side, and the rows to keep.
-struct Reads {
-    source: Vec<ChunkSpec>,
-    target: Vec<ChunkSpec>,
-    filter: Filter,
-}
-
-async fn narrow_unit(
-    ctx: &Ctx<'_>,
-    check: &Arc<TableCheck>,
-    bucketing: Bucketing,
-    reads: Vec<Reads>,
-    tolerance: f64,
-    found: &AtomicUsize,
-    cap: usize,
-) -> Result<Narrowed, String> {
-    let mut out = Narrowed {
-        differences: vec![],
-        tolerated: 0,
-        truncated: false,
-    };
-    for read in reads {
-        if found.load(Ordering::Relaxed) >= cap {
-            out.truncated = true;
-            break;
-        }
-        let collect = |side: Side, chunks: Vec<ChunkSpec>| {
-            let filter = read.filter.clone();
-            async move {
-                let mut rows = Vec::new();
-                for chunk in &chunks {
-                    let sink = ctx
-                        .scan(
-                            side,
-                            check,
-                            chunk,
-                            bucketing,
-                            || Sink::Collect(filter.clone(), Vec::new()),
-                            None,
-                        )
-                        .await
-                        .map_err(|e| side_error(side, check, chunk, &e))?;
-                    if let Sink::Collect(_, kept) = sink {
-                        rows.extend(kept);
-                    }
-                }
-                Ok::<_, String>(rows)
-            }
-        };
-        let (src, tgt) = tokio::try_join!(
-            collect(Side::Source, read.source.clone()),
-            collect(Side::Target, read.target.clone())
-        )?;
-        let (diffs, tolerated) = match check.method {
-            Method::Multiset => (diff::diff_multiset(src, tgt), 0),
-            Method::KeyRanges | Method::KeyHash => diff::diff_keyed(check, src, tgt, tolerance),
-        };
-        found.fetch_add(diffs.len(), Ordering::Relaxed);
-        out.differences.extend(diffs);
-        out.tolerated += tolerated;
-    }
-    Ok(out)
-}
-
 fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
     let mut notes = t.job.notes.clone();
     let mut differences = t.differences;
@@ -652,123 +322,4 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         duration_secs: t.span.map_or(0.0, |(a, b)| (b - a).as_secs_f64()),
         notes,
     }
-}
-
-/// A one-line account of a table's differences, for the control store's error log.
-fn table_summary(t: &TableReport) -> String {
-    if let Some(e) = &t.error {
-        return format!("validation could not compare {}: {e}", t.target_table);
-    }
-    let (m, e, c) = t.counts();
-    format!(
-        "validation: {} differs from {}: rows {} vs {}, {m} missing, {e} extra, {c} changed{}",
-        t.target_table,
-        t.source_table,
-        t.source_rows.map_or("?".into(), |v| v.to_string()),
-        t.target_rows.map_or("?".into(), |v| v.to_string()),
-        if t.differences_truncated {
-            " (list truncated)"
-        } else {
-            ""
-        }
-    )
-}
-
-async fn record(
-    path: &std::path::Path,
-    plan: &Plan,
-    report: &ValidationReport,
-    started_at: &str,
-) -> Result<(), EngineError> {
-    let store = Store::open_sqlite(path).await?;
-    let job = store.latest_job(plan.job_name()).await?;
-    if let Some(job) = &job {
-        for t in &report.tables {
-            match (t.outcome, t.source_rows, t.target_rows) {
-                (Outcome::Match, Some(s), Some(g)) => {
-                    store
-                        .record_success(&job.id, &t.target_table, s, g, Some(g))
-                        .await?
-                }
-                (Outcome::Match, ..) => {}
-                _ => {
-                    store
-                        .log_error(
-                            &job.id,
-                            Some(&t.target_table),
-                            None,
-                            "User",
-                            &table_summary(t),
-                        )
-                        .await?
-                }
-            }
-        }
-        for r in report
-            .rules
-            .iter()
-            .filter(|r| matches!(r.status, RuleStatus::Failed | RuleStatus::Error))
-        {
-            let message = format!(
-                "validation rule `{}` {}: {}",
-                r.name,
-                if r.status == RuleStatus::Failed {
-                    "failed"
-                } else {
-                    "could not run"
-                },
-                r.detail.as_deref().unwrap_or("")
-            );
-            store
-                .log_error(&job.id, r.table.as_deref(), None, "User", &message)
-                .await?;
-        }
-    }
-    store
-        .record_validation(&ValidationRunRecord {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            job_name: plan.job_name().to_string(),
-            job_id: job.map(|j| j.id),
-            outcome: report.outcome.as_str().into(),
-            tables: report.tables.len() as i64,
-            differences: report.difference_count() as i64,
-            rules_failed: report.rules_failed() as i64,
-            report_json: serde_json::to_string(report)?,
-            started_at: started_at.to_string(),
-            finished_at: chrono::Utc::now().to_rfc3339(),
-        })
-        .await?;
-    Ok(())
-}
-
-async fn record_failure(
-    path: &std::path::Path,
-    plan: &Plan,
-    error: &EngineError,
-    started_at: &str,
-) -> Result<(), EngineError> {
-    let store = Store::open_sqlite(path).await?;
-    let job = store.latest_job(plan.job_name()).await?;
-    let message = format!("validation failed: {error}");
-    if let Some(job) = &job {
-        let domain = format!("{:?}", error.domain());
-        store
-            .log_error(&job.id, None, None, &domain, &message)
-            .await?;
-    }
-    store
-        .record_validation(&ValidationRunRecord {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            job_name: plan.job_name().to_string(),
-            job_id: job.map(|j| j.id),
-            outcome: Outcome::Error.as_str().into(),
-            tables: 0,
-            differences: 0,
-            rules_failed: 0,
-            report_json: serde_json::json!({ "error": message }).to_string(),
-            started_at: started_at.to_string(),
-            finished_at: chrono::Utc::now().to_rfc3339(),
-        })
-        .await?;
-    Ok(())
 }

@@ -42,11 +42,14 @@ impl SqlConn {
                     .await
                     .map_err(|e| format!("cannot connect to {url}: {e}"))?;
                 use mysql_async::prelude::Queryable;
-                conn.query_drop(
-                    "SET time_zone = '+00:00', NAMES utf8mb4, SESSION TRANSACTION READ ONLY",
-                )
-                .await
-                .map_err(|e| format!("cannot set up the session on {url}: {e}"))?;
+                for setup in [
+                    "SET time_zone = '+00:00', NAMES utf8mb4",
+                    "SET SESSION TRANSACTION READ ONLY",
+                ] {
+                    conn.query_drop(setup)
+                        .await
+                        .map_err(|e| format!("cannot set up the session on {url}: {e}"))?;
+                }
                 Ok(SqlConn::Mysql(conn))
             }
             Dialect::Sqlite => match url.sqlite_path() {

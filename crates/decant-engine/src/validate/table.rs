@@ -307,11 +307,30 @@ pub(crate) async fn resolve(
         [k] => Some(source_read[*k].name.as_str()),
         _ => None,
     };
-    let aligned = key_source_name.is_some_and(|k| {
+    let ranged = key_source_name.is_some_and(|k| {
         source_chunks
             .iter()
             .all(|c| matches!(&c.range, ChunkRange::IntKey { column, .. } if column == k))
     });
+    // Key ranges on a target without an index on the key would scan the table once per chunk.
+    let indexed = key.first().is_some_and(|&k| {
+        let name = &target_read[k].name;
+        let leads = |cols: &[String]| cols.first().is_some_and(|c| c.eq_ignore_ascii_case(name));
+        leads(&target_table.primary_key)
+            || target_table
+                .unique_keys
+                .iter()
+                .chain(&target_table.indexes)
+                .any(|i| leads(&i.columns))
+    });
+    if ranged && !indexed && source_chunks.len() > 1 {
+        notes.push(format!(
+            "the target has no index on {}: each side is read in its own chunks and rows are \
+             matched by the hash of their key",
+            target_read[key[0]].name
+        ));
+    }
+    let aligned = ranged && (indexed || source_chunks.len() == 1);
     let (method, units) = if aligned {
         let target_key = target_read[key[0]].name.clone();
         let integer_key = is_integer(schema.field(key[0]).data_type());
