@@ -5,13 +5,17 @@
 #   ROWS    rows in bench_orders (default 5000000)
 #   PEERS   peers to time (default "pipe pgcopydb pgloader"; see shared/bench/peers.sh)
 #   SHARED  the shared/ folder (default: ../shared beside this clone)
-#   CASES   decant runs (default "pg-pg mysql-pg")
+#   CASES   decant runs (default "pg-pg mysql-pg mysql-pg-noscan pg-pg-128mb"):
+#             pg-pg            PostgreSQL -> PostgreSQL, defaults (planning scan on)
+#             mysql-pg         MariaDB -> PostgreSQL, defaults (planning scan on)
+#             mysql-pg-noscan  the same with policies.scan = "schema" (no data scan before the load)
+#             pg-pg-128mb      PostgreSQL -> PostgreSQL with --max-memory 128MB
 # Prints one line per run — "<name> <seconds> <peak RSS MB>" — then the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-5000000}
 PEERS=${PEERS:-pipe pgcopydb pgloader}
-CASES=${CASES:-pg-pg mysql-pg}
+CASES=${CASES:-pg-pg mysql-pg mysql-pg-noscan pg-pg-128mb}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decant-target}"
 PG=postgres://root@127.0.0.1:5432
@@ -27,21 +31,24 @@ declare -A secs rss
 while read -r name s; do secs[$name]=$s; done < <(ROWS=$ROWS PEERS="$PEERS" "$SHARED/bench/peers.sh")
 for p in $PEERS; do echo "$p ${secs[$p]} -"; done
 
-decant_run() { # case source-url
-  local db="decant_${1//-/_}"
+decant_run() { # case source-url [extra plan TOML] [extra flags...]
+  local name=$1 url=$2 extra=${3:-}; shift 3 || shift $#
+  local db="decant_${name//-/_}"
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  printf 'name = "bench-%s"\n[source]\nurl = "%s"\n[target]\nurl = "%s/%s"\n' "$1" "$2" "$PG" "$db" >"$work/$1.toml"
+  printf 'name = "bench-%s"\n[source]\nurl = "%s"\n[target]\nurl = "%s/%s"\n%b\n' "$name" "$url" "$PG" "$db" "$extra" >"$work/$name.toml"
   rm -f "$work/state.db"*
-  /usr/bin/time -f "%e %M" -o "$work/time" "$BIN" run -q --state "$work/state.db" "$work/$1.toml" >"$work/$1.log"
+  /usr/bin/time -f "%e %M" -o "$work/time" "$BIN" run -q --state "$work/state.db" "$@" "$work/$name.toml" >"$work/$name.log"
   read -r s kb <"$work/time"
-  secs[decant-$1]=$s
-  rss[decant-$1]=$((kb / 1024))
-  echo "decant-$1 $s ${rss[decant-$1]}"
+  secs[decant-$name]=$s
+  rss[decant-$name]=$((kb / 1024))
+  echo "decant-$name $s ${rss[decant-$name]}"
 }
 for c in $CASES; do
   case $c in
     pg-pg) decant_run pg-pg "$PG/$SRC" ;;
     mysql-pg) decant_run mysql-pg "mysql://root@127.0.0.1:3306/$SRC" ;;
+    mysql-pg-noscan) decant_run mysql-pg-noscan "mysql://root@127.0.0.1:3306/$SRC" '[policies]\nscan = "schema"' ;;
+    pg-pg-128mb) decant_run pg-pg-128mb "$PG/$SRC" "" --max-memory 128MB ;;
     *) echo "unknown case $c" >&2; exit 2 ;;
   esac
 done
@@ -51,3 +58,5 @@ echo "--- ratios (lower is better for decant)"
 ratio decant-pg-pg pipe || true
 ratio decant-pg-pg pgcopydb || true
 ratio decant-mysql-pg pgloader || true
+ratio decant-mysql-pg-noscan pgloader || true
+ratio decant-pg-pg-128mb decant-pg-pg || true
