@@ -1,6 +1,56 @@
 //! Splitting a table into chunks on an integer key, shared by every connector.
 
-use decant_core::{ChunkRange, ChunkSpec};
+use decant_core::{ChunkRange, ChunkSpec, Dialect, quote_ident};
+
+/// The SQL condition selecting a chunk's rows in `dialect`, or `None` for the whole table.
+/// Bounds are integers Decant computed, so formatting them into the SQL is safe.
+pub fn range_predicate(dialect: Dialect, range: &ChunkRange) -> Option<String> {
+    match range {
+        ChunkRange::Whole => None,
+        ChunkRange::IntKey { column, lo, hi } => {
+            let k = quote_ident(dialect, column);
+            let parts: Vec<String> = [
+                lo.map(|v| format!("{k} >= {v}")),
+                hi.map(|v| format!("{k} < {v}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            (!parts.is_empty()).then(|| parts.join(" AND "))
+        }
+        ChunkRange::CtidPages { lo, hi } => Some(match hi {
+            Some(hi) => format!("ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid"),
+            None => format!("ctid >= '({lo},0)'::tid"),
+        }),
+    }
+}
+
+/// Merges consecutive chunks into at most `parts` ranges covering the same rows, for work that
+/// runs once per range in parallel (the hazard scan).
+pub fn merge_ranges(chunks: &[ChunkSpec], parts: usize) -> Vec<ChunkRange> {
+    if chunks.is_empty() {
+        return vec![ChunkRange::Whole];
+    }
+    let per = chunks.len().div_ceil(parts.max(1));
+    chunks
+        .chunks(per)
+        .map(
+            |group| match (&group[0].range, &group[group.len() - 1].range) {
+                (ChunkRange::IntKey { column, lo, .. }, ChunkRange::IntKey { hi, .. }) => {
+                    ChunkRange::IntKey {
+                        column: column.clone(),
+                        lo: *lo,
+                        hi: *hi,
+                    }
+                }
+                (ChunkRange::CtidPages { lo, .. }, ChunkRange::CtidPages { hi, .. }) => {
+                    ChunkRange::CtidPages { lo: *lo, hi: *hi }
+                }
+                _ => ChunkRange::Whole,
+            },
+        )
+        .collect()
+}
 
 /// Integer-key ranges of about `chunk_rows` rows; the first is open below and the last above,
 /// so rows outside `[min, max]` are never lost.
@@ -37,6 +87,20 @@ pub fn int_key_chunks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_ranges_cover_the_same_rows() {
+        let chunks = int_key_chunks("id", 1, 1000, 1000, 100);
+        let merged = merge_ranges(&chunks, 3);
+        assert_eq!(merged.len(), 3);
+        assert!(matches!(merged[0], ChunkRange::IntKey { lo: None, .. }));
+        assert!(matches!(merged[2], ChunkRange::IntKey { hi: None, .. }));
+        assert_eq!(
+            range_predicate(Dialect::Mysql, &merged[1]),
+            Some("`id` >= 401 AND `id` < 801".into())
+        );
+        assert_eq!(range_predicate(Dialect::Postgres, &ChunkRange::Whole), None);
+    }
 
     #[test]
     fn int_key_chunks_cover_everything_once() {

@@ -6,7 +6,9 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use decant_core::hazard::HazardKind;
 use decant_core::plan::Policies;
-use decant_core::{Catalog, ChunkSpec, Dialect, ForeignKey, Index, LogicalType, Table, TableName};
+use decant_core::{
+    Catalog, ChunkRange, ChunkSpec, Dialect, ForeignKey, Index, LogicalType, Table, TableName,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -89,15 +91,17 @@ pub trait Source: Send + Sync {
     /// Exact row count of a table.
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
 
-    /// Runs every check of one table in a single aggregate scan on the source, returning one
+    /// Runs every check of one table (the rows of `range`) in a single aggregate scan on the
+    /// source, returning one
     /// count per check, in order. Checks a system cannot express in SQL return `None`, so the
     /// caller knows they were not run (they are then caught during the load).
     async fn scan_hazards(
         &self,
         table: &Table,
+        range: &ChunkRange,
         checks: &[HazardCheck],
     ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
-        let _ = table;
+        let _ = (table, range);
         Ok(vec![None; checks.len()])
     }
 }

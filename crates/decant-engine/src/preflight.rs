@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use decant_connectors::Source;
+use decant_connectors::{HazardCount, Source};
 use decant_core::hazard::{HazardKind, ScanMode, ValuePolicy};
 use decant_core::{Catalog, LogicalType};
 use serde::Serialize;
@@ -149,12 +149,30 @@ fn facts(t: &TableJob, chunking: String, unchecked: Vec<String>, catalog: &Catal
     }
 }
 
-/// Scans the source for every planned check (one query per table) and gathers the facts.
+/// Adds up the counts of each range (ranges in key order, so the first five sample keys overall
+/// are the first five of the concatenation).
+fn merge_counts(parts: Vec<Vec<Option<HazardCount>>>, n: usize) -> Vec<Option<HazardCount>> {
+    let mut out: Vec<Option<HazardCount>> = vec![None; n];
+    for part in parts {
+        for (slot, count) in out.iter_mut().zip(part) {
+            let Some(count) = count else { continue };
+            let merged = slot.get_or_insert_with(HazardCount::default);
+            merged.rows += count.rows;
+            merged.sample_keys.extend(count.sample_keys);
+            merged.sample_keys.truncate(5);
+        }
+    }
+    out
+}
+
+/// Scans the source for every planned check — each table's key ranges side by side,
+/// `parallelism` of them — and gathers the facts.
 pub async fn preflight(
     job: &JobPlan,
     catalog: &Catalog,
     source: &dyn Source,
     scan: ScanMode,
+    parallelism: usize,
 ) -> Result<PreflightReport, EngineError> {
     let mut findings = Vec::new();
     let mut tables = Vec::new();
@@ -175,7 +193,15 @@ pub async fn preflight(
         let mut unchecked = Vec::new();
         if scan == ScanMode::Full && !t.checks.is_empty() {
             let checks: Vec<_> = t.checks.iter().map(|c| c.check.clone()).collect();
-            let counts = source.scan_hazards(table, &checks).await?;
+            // The table's key ranges, scanned side by side: one aggregate query per range.
+            let ranges = decant_connectors::chunking::merge_ranges(&chunks, parallelism);
+            let parts = futures::future::try_join_all(
+                ranges
+                    .iter()
+                    .map(|r| source.scan_hazards(table, r, &checks)),
+            )
+            .await?;
+            let counts = merge_counts(parts, checks.len());
             for (planned, count) in t.checks.iter().zip(counts) {
                 match count {
                     Some(c) if c.rows > 0 => findings.push(Finding {

@@ -187,8 +187,14 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             // Planning scan: refuse before any DDL while a hazard has no policy.
             if plan.policies.scan != ScanMode::Off {
                 progress.set_phase("scanning for hazards");
-                let report =
-                    preflight(&job_plan, &catalog, source.as_ref(), plan.policies.scan).await?;
+                let report = preflight(
+                    &job_plan,
+                    &catalog,
+                    source.as_ref(),
+                    plan.policies.scan,
+                    plan.load.parallelism,
+                )
+                .await?;
                 let blocking: Vec<String> = report
                     .blocking()
                     .iter()

@@ -18,7 +18,7 @@ pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         decant_core::hazard::ScanMode::Off => decant_core::hazard::ScanMode::Full,
         m => m,
     };
-    let report = scan(&job, &catalog, source.as_ref(), mode).await?;
+    let report = scan(&job, &catalog, source.as_ref(), mode, plan.load.parallelism).await?;
     let blocking = report.blocking().len();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

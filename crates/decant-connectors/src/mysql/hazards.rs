@@ -1,7 +1,7 @@
 //! Hazard checks pushed down to MySQL: one aggregate query per table.
 
-use decant_core::Table;
 use decant_core::hazard::HazardKind;
+use decant_core::{ChunkRange, Table};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
@@ -57,9 +57,11 @@ fn key_expression(table: &Table) -> Option<String> {
 pub async fn scan(
     conn: &mut Conn,
     table: &Table,
+    range: &ChunkRange,
     checks: &[HazardCheck],
 ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
     let key = key_expression(table);
+    let range_filter = crate::chunking::range_predicate(decant_core::Dialect::Mysql, range);
     let mut exprs = Vec::new();
     let mut predicates = Vec::with_capacity(checks.len());
     for check in checks {
@@ -77,9 +79,13 @@ pub async fn scan(
     // One aggregate scan counts every check; sample keys are then looked up only for the checks
     // that found rows, so a clean table costs one scan.
     let sql = format!(
-        "SELECT {} FROM {}",
+        "SELECT {} FROM {}{}",
         exprs.join(", "),
-        qualified(&table.name)
+        qualified(&table.name),
+        range_filter
+            .as_deref()
+            .map(|r| format!(" WHERE {r}"))
+            .unwrap_or_default()
     );
     let row: Option<mysql_async::Row> = conn.query_first(sql).await?;
     let mut row = row.ok_or_else(|| ConnectorError::Internal("an aggregate gave no row".into()))?;
@@ -103,8 +109,12 @@ pub async fn scan(
         let sample_keys = match (&key, rows) {
             (Some(k), 1..) => conn
                 .query::<Option<String>, _>(format!(
-                    "SELECT {k} FROM {} WHERE {p} ORDER BY {} LIMIT 5",
+                    "SELECT {k} FROM {} WHERE {p}{} ORDER BY {} LIMIT 5",
                     qualified(&table.name),
+                    range_filter
+                        .as_deref()
+                        .map(|r| format!(" AND {r}"))
+                        .unwrap_or_default(),
                     table
                         .primary_key
                         .iter()

@@ -287,10 +287,11 @@ impl Source for MysqlSource {
     async fn scan_hazards(
         &self,
         table: &Table,
+        range: &ChunkRange,
         checks: &[HazardCheck],
     ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
         let mut conn = self.pool.get_conn().await?;
-        hazards::scan(&mut conn, table, checks).await
+        hazards::scan(&mut conn, table, range, checks).await
     }
 }
 

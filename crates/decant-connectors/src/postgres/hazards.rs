@@ -1,7 +1,7 @@
 //! Hazard checks pushed down to PostgreSQL: one aggregate query per table.
 
 use decant_core::hazard::HazardKind;
-use decant_core::{Dialect, LogicalType, Table, quote_ident, quote_literal};
+use decant_core::{ChunkRange, Dialect, LogicalType, Table, quote_ident, quote_literal};
 use tokio_postgres::Client;
 
 use super::qualified;
@@ -61,9 +61,16 @@ fn key_expression(table: &Table) -> String {
     }
 }
 
+fn where_clause(range: &ChunkRange) -> String {
+    crate::chunking::range_predicate(Dialect::Postgres, range)
+        .map(|p| format!(" WHERE {p}"))
+        .unwrap_or_default()
+}
+
 pub async fn scan(
     client: &Client,
     table: &Table,
+    range: &ChunkRange,
     checks: &[HazardCheck],
 ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
     let key = key_expression(table);
@@ -98,9 +105,10 @@ pub async fn scan(
     let row = client
         .query_one(
             &format!(
-                "SELECT {} FROM {}",
+                "SELECT {} FROM {}{}",
                 exprs.join(", "),
-                qualified(&table.name)
+                qualified(&table.name),
+                where_clause(range)
             ),
             &[],
         )

@@ -83,30 +83,9 @@ fn decoder_for(logical: &LogicalType) -> Decoder {
     }
 }
 
-/// The WHERE clause of a chunk. Bounds are integers Decant computed, so formatting them is safe.
+/// The WHERE clause of a chunk.
 pub(super) fn chunk_predicate(range: &ChunkRange) -> String {
-    match range {
-        ChunkRange::Whole => "true".into(),
-        ChunkRange::IntKey { column, lo, hi } => {
-            let c = quote_ident(Dialect::Postgres, column);
-            let mut parts = vec![];
-            if let Some(lo) = lo {
-                parts.push(format!("{c} >= {lo}"));
-            }
-            if let Some(hi) = hi {
-                parts.push(format!("{c} < {hi}"));
-            }
-            if parts.is_empty() {
-                "true".into()
-            } else {
-                parts.join(" AND ")
-            }
-        }
-        ChunkRange::CtidPages { lo, hi } => match hi {
-            Some(hi) => format!("ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid"),
-            None => format!("ctid >= '({lo},0)'::tid"),
-        },
-    }
+    crate::chunking::range_predicate(Dialect::Postgres, range).unwrap_or_else(|| "true".into())
 }
 
 #[async_trait]
@@ -296,9 +275,14 @@ impl Source for PostgresSource {
     async fn scan_hazards(
         &self,
         table: &Table,
+        range: &ChunkRange,
         checks: &[crate::traits::HazardCheck],
     ) -> Result<Vec<Option<crate::traits::HazardCount>>, ConnectorError> {
-        super::hazards::scan(&self.holder, table, checks).await
+        // Its own connection in the run's snapshot, so that scans of several ranges run in parallel.
+        let client = self.reader().await?;
+        let counts = super::hazards::scan(&client, table, range, checks).await?;
+        client.batch_execute("COMMIT").await?;
+        Ok(counts)
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {

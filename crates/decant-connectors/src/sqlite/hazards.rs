@@ -1,7 +1,7 @@
 //! Hazard checks pushed down to SQLite: one aggregate query per table.
 
 use decant_core::hazard::HazardKind;
-use decant_core::{Dialect, Table, quote_ident, quote_literal};
+use decant_core::{ChunkRange, Dialect, Table, quote_ident, quote_literal};
 use rusqlite::Connection;
 
 use crate::error::ConnectorError;
@@ -35,6 +35,7 @@ fn predicate(check: &HazardCheck) -> Option<String> {
 pub fn scan(
     conn: &Connection,
     table: &Table,
+    range: &ChunkRange,
     checks: &[HazardCheck],
 ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
     let key = match table.primary_key.as_slice() {
@@ -63,9 +64,12 @@ pub fn scan(
         return Ok(vec![None; checks.len()]);
     }
     let sql = format!(
-        "SELECT {} FROM {}",
+        "SELECT {} FROM {}{}",
         exprs.join(", "),
-        quote_ident(Dialect::Sqlite, &table.name.name)
+        quote_ident(Dialect::Sqlite, &table.name.name),
+        crate::chunking::range_predicate(Dialect::Sqlite, range)
+            .map(|p| format!(" WHERE {p}"))
+            .unwrap_or_default()
     );
     let values: Vec<(i64, Option<String>)> = conn.query_row(&sql, [], |r| {
         (0..exprs.len() / 2)

@@ -97,10 +97,16 @@ impl Source for SqliteSource {
     async fn scan_hazards(
         &self,
         table: &Table,
+        range: &ChunkRange,
         checks: &[crate::traits::HazardCheck],
     ) -> Result<Vec<Option<crate::traits::HazardCount>>, ConnectorError> {
-        let (path, table, checks) = (self.path.clone(), table.clone(), checks.to_vec());
-        blocking(move || super::hazards::scan(&open_read(&path)?, &table, &checks)).await
+        let (path, table, range, checks) = (
+            self.path.clone(),
+            table.clone(),
+            range.clone(),
+            checks.to_vec(),
+        );
+        blocking(move || super::hazards::scan(&open_read(&path)?, &table, &range, &checks)).await
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
