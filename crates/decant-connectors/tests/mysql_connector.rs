@@ -1288,7 +1288,10 @@ async fn scan_hazards_counts_zero_dates_and_samples_keys() {
         check("ts", HazardKind::ZeroDate),
         check("d", HazardKind::InvalidEncoding),
     ];
-    let found = source.scan_hazards(table, &decant_core::ChunkRange::Whole, &checks).await.unwrap();
+    let found = source
+        .scan_hazards(table, &decant_core::ChunkRange::Whole, &checks)
+        .await
+        .unwrap();
     let counts: Vec<Option<u64>> = found.iter().map(|f| f.as_ref().map(|c| c.rows)).collect();
     assert_eq!(counts, [Some(2), Some(0), Some(0), Some(2), Some(1), None]);
     assert_eq!(found[0].as_ref().unwrap().sample_keys, ["7", "8"]);

@@ -130,7 +130,14 @@ fn column_checks(
     if nan_source && !nan_target {
         add(HazardKind::NotANumber, HazardBound::None);
     }
-    let lob = matches!(s.logical, L::Binary { .. } | L::Text | L::Json);
+    // Only types that can exceed the limit: a MySQL `text` holds 64 KB, a `longtext` 4 GB.
+    let base = split_type_args(&s.native_type).0;
+    let lob = matches!(s.logical, L::Binary { .. } | L::Text | L::Json)
+        && !(source == Dialect::Mysql
+            && matches!(
+                base.as_str(),
+                "tinytext" | "text" | "mediumtext" | "tinyblob" | "blob" | "mediumblob"
+            ));
     let limit = max_lob
         .or((target == Dialect::Postgres && source == Dialect::Mysql).then_some((1 << 30) - 1));
     if let (true, Some(bytes)) = (lob, limit) {

@@ -40,7 +40,8 @@ async fn sqlite_hazards_are_counted_refused_then_resolved_by_policies() {
     let w = Workdir::new();
     let plan = w.plan(&src.url, &dst.url, "");
     // Small chunks: the scan runs over three key ranges at once and must add them up exactly.
-    let base = std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 10\nparallelism = 3\n";
+    let base =
+        std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 10\nparallelism = 3\n";
     std::fs::write(&plan, format!("{base}[policies]\nmax_lob = \"32B\"\n")).unwrap();
     let plan_s = plan.to_str().unwrap();
 
@@ -212,4 +213,45 @@ async fn postgres_infinity_is_out_of_range_until_a_policy_says_otherwise() {
     );
     let at = changes.iter().find(|c| c["column"] == "at").unwrap();
     assert_eq!(at["values"].as_u64(), Some(1));
+}
+
+#[tokio::test]
+async fn nan_and_infinity_bound_for_sqlite_are_counted_and_nulled() {
+    let (src, dst) = (PgTestDb::create().await, SqliteTestDb::create());
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE m (id int PRIMARY KEY, x float8, n numeric);
+             INSERT INTO m SELECT g, g / 2.0, g FROM generate_series(1, 30) g;
+             UPDATE m SET x = 'NaN' WHERE id IN (4, 8); UPDATE m SET x = '-Infinity', n = 'NaN' WHERE id = 15;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, "");
+    let base = std::fs::read_to_string(&plan).unwrap();
+    let out = w.decant(&["preflight", "--json", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(finding(&report, "x", "not_a_number")["rows"], 3);
+    assert_eq!(
+        finding(&report, "x", "not_a_number")["sample_keys"],
+        serde_json::json!(["4", "8", "15"])
+    );
+    assert_eq!(finding(&report, "n", "not_a_number")["rows"], 1);
+    std::fs::write(
+        &plan,
+        format!("{base}[policies]\nnot_a_number = \"null\"\n"),
+    )
+    .unwrap();
+    assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
+    let conn = rusqlite::Connection::open(&dst.path).unwrap();
+    let nulls: i64 = conn
+        .query_row("SELECT count(*) FROM m WHERE x IS NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(nulls, 3);
+    let n_null: i64 = conn
+        .query_row("SELECT count(*) FROM m WHERE n IS NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n_null, 1);
 }

@@ -26,22 +26,19 @@ fn predicate(check: &HazardCheck, logical: Option<&LogicalType>) -> Option<Strin
             lit(max)
         )),
         (HazardKind::OutOfRange, HazardBound::AbsAtLeast { limit }) => Some(format!(
-            "({c}::text NOT IN ('NaN', 'Infinity', '-Infinity') AND abs({c}) >= {}::numeric)",
+            "({c} NOT IN ('NaN', 'Infinity', '-Infinity') AND abs({c}) >= {}::numeric)",
             lit(limit)
         )),
-        (HazardKind::NotANumber, _)
-            if matches!(
-                logical,
-                Some(
-                    LogicalType::Float32
-                        | LogicalType::Float64
-                        | LogicalType::BigDecimal
-                        | LogicalType::Decimal { .. }
-                )
-            ) =>
-        {
-            Some(format!("{c}::text IN ('NaN', 'Infinity', '-Infinity')"))
-        }
+        (HazardKind::NotANumber, _) => match logical {
+            // Compared as numbers: formatting every value as text costs more than the scan.
+            Some(LogicalType::Float32 | LogicalType::Float64) => Some(format!(
+                "({c} = 'NaN' OR {c} = 'Infinity' OR {c} = '-Infinity')"
+            )),
+            Some(LogicalType::BigDecimal | LogicalType::Decimal { .. }) => Some(format!(
+                "({c} = 'NaN'::numeric OR {c} = 'Infinity'::numeric OR {c} = '-Infinity'::numeric)"
+            )),
+            _ => None,
+        },
         _ => None,
     }
 }
