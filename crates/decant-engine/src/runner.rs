@@ -78,6 +78,8 @@ pub struct RunSummary {
     pub hazards: Vec<Finding>,
     /// Values changed by a policy during the load, per table, column, kind and policy.
     pub policy_changes: Vec<crate::policy::PolicyChange>,
+    /// The outcome of `validate.mode = "checksum"`, when the plan asks for it.
+    pub validation: Option<String>,
 }
 
 fn fingerprint(value: &impl Serialize) -> Result<String, EngineError> {
@@ -234,6 +236,35 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         .set_job_state(&job_id, JobState::Running, None)
         .await?;
     let result = execute(plan, opts, &store, source.clone(), target.clone(), &loaded).await;
+    // `validate.mode = "checksum"`: the run proves every value, not only the counts, before it
+    // reports success.
+    let result = match result {
+        Ok(mut summary) if plan.validate.mode == decant_core::plan::ValidateMode::Checksum => {
+            progress.set_phase("validating");
+            let vopts = crate::validate::ValidateOptions {
+                state_path: Some(opts.state_path.clone()),
+                progress: progress.clone(),
+                ..Default::default()
+            };
+            match crate::validate::validate_plan(plan, &vopts).await {
+                Ok(report) if report.outcome == crate::validate::Outcome::Match => {
+                    summary.validation =
+                        Some(format!("checksum: match ({} tables)", report.tables.len()));
+                    Ok(summary)
+                }
+                Ok(report) => Err(EngineError::Verification(vec![format!(
+                    "validation (checksum) found differences in {} table(s); run `decant validate` for the rows",
+                    report
+                        .tables
+                        .iter()
+                        .filter(|t| t.outcome != crate::validate::Outcome::Match)
+                        .count()
+                )])),
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     match result {
         Ok(mut summary) => {
             summary.duration_secs = started.elapsed().as_secs_f64();
@@ -667,6 +698,7 @@ async fn execute(
         scan: ScanMode::Off,
         hazards: vec![],
         policy_changes: counters.changes(),
+        validation: None,
     })
 }
 

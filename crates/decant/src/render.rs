@@ -129,6 +129,9 @@ pub fn print_summary(s: &RunSummary) {
             println!("    note: {n}");
         }
     }
+    if let Some(v) = &s.validation {
+        println!("  validation: {v}");
+    }
     for c in &s.policy_changes {
         println!(
             "  policy {:?} changed {} value(s) of {}.{} ({})",

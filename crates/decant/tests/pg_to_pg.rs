@@ -332,3 +332,31 @@ async fn server_time_zones_shift_nothing() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(8,2)); INSERT INTO t SELECT g, md5(g::text), g / 3.0 FROM generate_series(1, 5000) g;")
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, "");
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(&plan).unwrap() + "[validate]\nmode = \"checksum\"\n",
+    )
+    .unwrap();
+    let summary = w.path().join("s.json");
+    assert_success(&w.decant(&[
+        "run",
+        "-q",
+        plan.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["validation"], "checksum: match (1 tables)");
+}
