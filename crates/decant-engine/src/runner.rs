@@ -450,6 +450,22 @@ struct ChunkTask {
     chunk: ChunkSpec,
     progress: Arc<TableProgress>,
     batch_rows: usize,
+    /// Chunks of this table allowed in flight at once (fewer than `parallelism` for wide rows).
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Batches of one chunk held at once: two in each of the two channels, one being built by the
+/// reader and one being written.
+const BATCHES_IN_FLIGHT: usize = 6;
+
+/// Average bytes per row from the source's size and row count; 256 bytes when the source has no
+/// figures (an empty or never-analyzed table), so that a missing statistic never means
+/// one-row batches.
+fn row_width(size_bytes: u64, rows: u64) -> usize {
+    if rows == 0 || size_bytes == 0 {
+        return 256;
+    }
+    (size_bytes / rows).clamp(16, 1 << 30) as usize
 }
 
 async fn execute(
@@ -506,9 +522,15 @@ async fn execute(
         }
         // Batches in flight per chunk: 2 in each of two channels, plus one being built and one
         // being written; size them so that all chunks together stay under the memory ceiling.
-        let row_width = (t.size_bytes / t.row_estimate.max(1)).clamp(16, 64 << 20) as usize;
-        let budget_rows = (max_memory as usize / (parallelism * 6) / row_width).max(1);
+        let rows = estimated.max(t.row_estimate);
+        let row_width = row_width(t.size_bytes, rows);
+        let budget_rows =
+            (max_memory as usize / (parallelism * BATCHES_IN_FLIGHT) / row_width).max(1);
         let batch_rows = plan.load.batch_rows.min(budget_rows).max(1);
+        // Rows so wide that even one-row batches of every chunk would pass the ceiling: load
+        // fewer of this table's chunks at once.
+        let slots = (max_memory as usize / (BATCHES_IN_FLIGHT * row_width)).clamp(1, parallelism);
+        let slots = Arc::new(tokio::sync::Semaphore::new(slots));
         let table = Arc::new(t.clone());
         for c in specs
             .into_iter()
@@ -519,6 +541,7 @@ async fn execute(
                 chunk: c,
                 progress: tp.clone(),
                 batch_rows,
+                slots: slots.clone(),
             });
         }
     }
@@ -538,6 +561,11 @@ async fn execute(
                 if failed.load(Ordering::Relaxed) {
                     return Ok(()); // a chunk failed for good: start nothing new
                 }
+                let _slot = task
+                    .slots
+                    .acquire()
+                    .await
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
                 let key = task.table.target.name.to_string();
                 store
                     .update_chunk(job_id, &key, &task.chunk.id, "running", 0, 0, None)
