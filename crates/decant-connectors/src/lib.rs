@@ -5,6 +5,8 @@
 
 pub mod batch;
 pub mod chunking;
+#[cfg(test)]
+mod doc_table;
 pub mod error;
 pub mod mysql;
 pub mod postgres;

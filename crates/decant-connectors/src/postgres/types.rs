@@ -280,20 +280,7 @@ mod tests {
 mod doc_tests {
     use super::*;
 
-    /// Reads `| a | b | ... |` rows of the markdown table under `heading`.
-    fn table_rows(doc: &str, heading: &str) -> Vec<(String, String)> {
-        let section = doc.split(heading).nth(1).expect("heading present");
-        section
-            .lines()
-            .skip_while(|l| !l.starts_with('|'))
-            .take_while(|l| l.starts_with('|'))
-            .skip(2)
-            .map(|l| {
-                let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
-                (cells[1].to_string(), cells[2].to_string())
-            })
-            .collect()
-    }
+    use crate::doc_table::rows as table_rows;
 
     #[test]
     fn docs_match_the_code() {
