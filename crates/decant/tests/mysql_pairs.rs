@@ -365,3 +365,46 @@ async fn sigkill_during_a_load_into_mysql_then_rerun_loads_every_row_once() {
         .unwrap();
     assert_eq!(nokey, Some((100_000, 4_950_000)));
 }
+
+#[tokio::test]
+async fn mysql_to_sqlite_and_back_keeps_every_value() {
+    let (src, mid, back) = (
+        MysqlTestDb::create().await,
+        SqliteTestDb::create(),
+        MysqlTestDb::create().await,
+    );
+    mysql_exec(&src, MYSQL_TYPES).await;
+    let w = Workdir::new();
+    assert_success(&w.decant(&[
+        "run",
+        "-q",
+        w.plan(&src.url, &mid.url, "").to_str().unwrap(),
+    ]));
+    let w2 = Workdir::new();
+    assert_success(&w2.decant(&[
+        "run",
+        "-q",
+        w2.plan(&mid.url, &back.url, "").to_str().unwrap(),
+    ]));
+    let (mut s, mut b) = (src.conn().await, back.conn().await);
+    // A bit string travels through SQLite as its text of 0s and 1s and comes back as that text.
+    let bits_src: Vec<Option<String>> = s
+        .query("SELECT LPAD(BIN(bt), 5, '0') FROM all_types ORDER BY id")
+        .await
+        .unwrap();
+    let bits_back: Vec<Option<String>> = b
+        .query("SELECT CAST(bt AS CHAR) FROM all_types ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(bits_src, bits_back);
+    s.query_drop("ALTER TABLE all_types DROP COLUMN bt")
+        .await
+        .unwrap();
+    b.query_drop("ALTER TABLE all_types DROP COLUMN bt")
+        .await
+        .unwrap();
+    assert_eq!(
+        mysql_digest(&mut s, "all_types", "id").await,
+        mysql_digest(&mut b, "all_types", "id").await
+    );
+}
