@@ -113,6 +113,13 @@ pub struct View {
     pub definition: Option<String>,
 }
 
+/// A trigger: listed by introspection (preflight names it), not carried to the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub table: TableName,
+    pub name: String,
+}
+
 /// Everything introspection found in one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Catalog {
@@ -120,6 +127,8 @@ pub struct Catalog {
     pub server_version: String,
     pub tables: Vec<Table>,
     pub views: Vec<View>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
 }
 
 impl Catalog {

@@ -12,7 +12,9 @@ pub mod size;
 pub mod types;
 pub mod url;
 
-pub use catalog::{Catalog, CheckConstraint, Column, ForeignKey, Index, Table, TableName, View};
+pub use catalog::{
+    Catalog, CheckConstraint, Column, ForeignKey, Index, Table, TableName, Trigger, View,
+};
 pub use chunk::{ChunkRange, ChunkSpec};
 pub use error::{CoreError, ErrorDomain};
 pub use ident::{Dialect, quote_ident, quote_literal};

@@ -228,6 +228,14 @@ pub async fn preflight(
         .map(|v| format!("view {v} is not migrated"))
         .collect();
     schema.extend(job.warnings.iter().cloned());
+    let migrated: BTreeSet<String> = job.tables.iter().map(|t| t.source.to_string()).collect();
+    schema.extend(
+        catalog
+            .triggers
+            .iter()
+            .filter(|t| migrated.contains(&t.table.to_string()))
+            .map(|t| format!("trigger {} on {} is not carried", t.name, t.table)),
+    );
     let names: BTreeSet<String> = job
         .tables
         .iter()

@@ -28,7 +28,8 @@ fn sqlite_source() -> SqliteTestDb {
          INSERT INTO t SELECT i, 'note ' || i, 'c' || i, x'0102' FROM g;
          UPDATE t SET note = 'nul' || char(0) || 'inside' WHERE id IN (7, 42, 99);
          UPDATE t SET code = 'much too long ' || id WHERE id IN (3, 4, 5, 60);
-         UPDATE t SET blob = randomblob(64) WHERE id IN (10, 20);",
+         UPDATE t SET blob = randomblob(64) WHERE id IN (10, 20);
+         CREATE TRIGGER t_touch AFTER UPDATE ON t BEGIN SELECT 1; END;",
     )
     .unwrap();
     src
@@ -74,6 +75,14 @@ async fn sqlite_hazards_are_counted_refused_then_resolved_by_policies() {
             .as_str()
             .unwrap()
             .starts_with("primary key (id)")
+    );
+    assert!(
+        report["schema"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "trigger t_touch on t is not carried"),
+        "{report}"
     );
 
     let out = w.decant(&["run", "-q", plan_s]);

@@ -222,10 +222,23 @@ pub async fn introspect(conn: &mut Conn, server: &ServerInfo) -> Result<Catalog,
         });
     }
 
+    let triggers: Vec<(String, String)> = conn
+        .query(
+            "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS \
+             WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1, 2",
+        )
+        .await?;
     Ok(Catalog {
         server_version: server.version.clone(),
         tables: tables.into_values().collect(),
         views,
+        triggers: triggers
+            .into_iter()
+            .map(|(table, name)| decant_core::Trigger {
+                table: TableName::new(None, &table),
+                name,
+            })
+            .collect(),
     })
 }
 

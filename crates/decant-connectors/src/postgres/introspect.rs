@@ -233,10 +233,25 @@ pub async fn introspect(client: &Client, schemas: &[String]) -> Result<Catalog, 
         })
         .collect();
 
+    let triggers = client
+        .query(
+            "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t \
+             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT t.tgisinternal AND t.tgrelid = ANY($1) ORDER BY 1, 2, 3",
+            &[&oids],
+        )
+        .await?
+        .iter()
+        .map(|r| decant_core::Trigger {
+            table: TableName::new(Some(r.get(0)), r.get(1)),
+            name: r.get(2),
+        })
+        .collect();
     Ok(Catalog {
         server_version,
         tables: out,
         views,
+        triggers,
     })
 }
 

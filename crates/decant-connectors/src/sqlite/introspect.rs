@@ -55,6 +55,17 @@ pub fn introspect(conn: &Connection) -> Result<Catalog, ConnectorError> {
             _ => {}
         }
     }
+    let mut triggers = conn
+        .prepare("SELECT tbl_name, name FROM sqlite_schema WHERE type = 'trigger' ORDER BY 1, 2")?;
+    catalog.triggers = triggers
+        .query_map([], |r| {
+            Ok(decant_core::Trigger {
+                table: TableName::new(None, &r.get::<_, String>(0)?),
+                name: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    drop(triggers);
     if let Some(sizes) = sizes {
         for t in &mut catalog.tables {
             t.size_bytes = btrees_of(conn, &t.name.name)?

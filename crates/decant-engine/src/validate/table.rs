@@ -442,6 +442,7 @@ mod tests {
             server_version: String::new(),
             tables: vec![table(None, "Orders"), table(Some("public"), "t")],
             views: vec![],
+            triggers: vec![],
         };
         let found = |s: Option<&str>, n: &str| {
             find_table(&catalog, &TableName::new(s, n)).map(|t| t.name.to_string())
