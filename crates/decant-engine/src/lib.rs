@@ -4,6 +4,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod estimate;
 pub mod hazards;
 pub mod planner;
 pub mod policy;

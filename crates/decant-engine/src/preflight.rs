@@ -53,6 +53,8 @@ pub struct PreflightReport {
     pub tables: Vec<TableFacts>,
     /// Schema hazards: views, foreign-key cycles, identifiers.
     pub schema: Vec<String>,
+    /// Predicted duration and peak memory of `decant run`.
+    pub estimate: crate::estimate::JobEstimate,
 }
 
 impl PreflightReport {
@@ -172,10 +174,13 @@ pub async fn preflight(
     catalog: &Catalog,
     source: &dyn Source,
     scan: ScanMode,
-    parallelism: usize,
+    load: &decant_core::plan::LoadConfig,
 ) -> Result<PreflightReport, EngineError> {
+    let parallelism = load.parallelism.max(1);
     let mut findings = Vec::new();
     let mut tables = Vec::new();
+    let mut planned_chunks = Vec::new();
+    let mut scan_secs = 0f64;
     for t in &job.tables {
         let table = catalog.table(&t.source).ok_or_else(|| {
             EngineError::Internal(format!("{} vanished from the catalog", t.source))
@@ -191,6 +196,7 @@ pub async fn preflight(
             _ => "one chunk (no integer key to split on)".into(),
         };
         let mut unchecked = Vec::new();
+        let scan_started = std::time::Instant::now();
         if scan == ScanMode::Full && !t.checks.is_empty() {
             let checks: Vec<_> = t.checks.iter().map(|c| c.check.clone()).collect();
             // The table's key ranges, scanned side by side: one aggregate query per range.
@@ -220,8 +226,45 @@ pub async fn preflight(
                 }
             }
         }
+        scan_secs += scan_started.elapsed().as_secs_f64();
         tables.push(facts(t, chunking, unchecked, catalog));
+        let rows = chunks
+            .iter()
+            .map(|c| c.estimated_rows)
+            .sum::<u64>()
+            .max(t.row_estimate);
+        planned_chunks.push((table, chunks, rows));
     }
+    // A short timed read of the largest tables' first chunk calibrates the estimate.
+    let sizes: Vec<u64> = job.tables.iter().map(|t| t.size_bytes).collect();
+    let sampled = crate::estimate::tables_to_sample(&sizes);
+    let mut rates = vec![None; job.tables.len()];
+    for i in sampled {
+        if let Some(first) = planned_chunks[i].1.first() {
+            rates[i] = crate::estimate::sample_read(
+                source,
+                &job.tables[i],
+                first,
+                load.max_memory_bytes()?,
+            )
+            .await;
+        }
+    }
+    let inputs: Vec<(&crate::planner::TableJob, &decant_core::Table, u64)> = job
+        .tables
+        .iter()
+        .zip(&planned_chunks)
+        .map(|(t, (table, _, rows))| (t, *table, *rows))
+        .collect();
+    let max_memory = load.max_memory_bytes()?;
+    let estimate = crate::estimate::estimate(
+        &inputs,
+        &rates,
+        parallelism,
+        load.batch_rows,
+        max_memory,
+        scan_secs,
+    );
     let mut schema: Vec<String> = job
         .views_not_migrated
         .iter()
@@ -249,5 +292,6 @@ pub async fn preflight(
         findings,
         tables,
         schema,
+        estimate,
     })
 }

@@ -80,6 +80,8 @@ pub struct RunSummary {
     pub policy_changes: Vec<crate::policy::PolicyChange>,
     /// The outcome of `validate.mode = "checksum"`, when the plan asks for it.
     pub validation: Option<String>,
+    /// What the planning scan predicted (compare with `duration_secs`); none when it did not run.
+    pub estimate: Option<crate::estimate::JobEstimate>,
 }
 
 fn fingerprint(value: &impl Serialize) -> Result<String, EngineError> {
@@ -133,6 +135,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let name = plan.job_name().to_string();
 
     let mut scan_findings = Vec::new();
+    let mut run_estimate = None;
     let unfinished = store
         .latest_job(&name)
         .await?
@@ -194,7 +197,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                     &catalog,
                     source.as_ref(),
                     plan.policies.scan,
-                    plan.load.parallelism,
+                    &plan.load,
                 )
                 .await?;
                 let blocking: Vec<String> = report
@@ -216,6 +219,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                     return Err(EngineError::Hazards(blocking));
                 }
                 scan_findings = report.findings;
+                run_estimate = Some(report.estimate);
             }
             create_job(
                 plan,
@@ -275,6 +279,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                 plan.policies.scan
             };
             summary.hazards = scan_findings;
+            summary.estimate = run_estimate;
             summary.warnings.extend(job_plan.warnings.clone());
             store
                 .set_summary(&job_id, &serde_json::to_string(&summary)?)
@@ -528,8 +533,10 @@ async fn execute(
             (max_memory as usize / (parallelism * BATCHES_IN_FLIGHT) / row_width).max(1);
         let batch_rows = plan.load.batch_rows.min(budget_rows).max(1);
         // Rows so wide that even one-row batches of every chunk would pass the ceiling: load
-        // fewer of this table's chunks at once.
-        let slots = (max_memory as usize / (BATCHES_IN_FLIGHT * row_width)).clamp(1, parallelism);
+        // fewer of this table's chunks at once (counting each batch twice: a growing Arrow
+        // buffer briefly holds its old and its new copy).
+        let slots =
+            (max_memory as usize / (BATCHES_IN_FLIGHT * 2 * row_width)).clamp(1, parallelism);
         let slots = Arc::new(tokio::sync::Semaphore::new(slots));
         let table = Arc::new(t.clone());
         for c in specs
@@ -727,6 +734,7 @@ async fn execute(
         hazards: vec![],
         policy_changes: counters.changes(),
         validation: None,
+        estimate: None,
     })
 }
 

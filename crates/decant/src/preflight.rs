@@ -18,7 +18,7 @@ pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         decant_core::hazard::ScanMode::Off => decant_core::hazard::ScanMode::Full,
         m => m,
     };
-    let report = scan(&job, &catalog, source.as_ref(), mode, plan.load.parallelism).await?;
+    let report = scan(&job, &catalog, source.as_ref(), mode, &plan.load).await?;
     let blocking = report.blocking().len();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -46,6 +46,18 @@ pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 println!("  not checked in SQL (caught during the load): {u}");
             }
         }
+        println!(
+            "estimate: {:.1}s, peak memory {} ({})",
+            report.estimate.seconds,
+            crate::render::bytes(report.estimate.peak_memory_bytes),
+            report
+                .estimate
+                .tables
+                .iter()
+                .map(|t| format!("{} {:.1}s {}", t.table, t.seconds, t.basis))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         for s in &report.schema {
             println!("schema: {s}");
         }

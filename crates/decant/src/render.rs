@@ -115,6 +115,14 @@ pub fn print_summary(s: &RunSummary) {
         s.rejects,
         if s.resumed { " (resumed)" } else { "" }
     );
+    if let Some(e) = &s.estimate {
+        println!(
+            "  estimate before the run: {:.1}s and {} peak memory; took {:.1}s",
+            e.seconds,
+            bytes(e.peak_memory_bytes),
+            s.duration_secs
+        );
+    }
     for t in &s.tables {
         let resumed = if t.chunks_resumed > 0 {
             format!(", {} chunks from the earlier run", t.chunks_resumed)

@@ -84,6 +84,13 @@ async fn sqlite_hazards_are_counted_refused_then_resolved_by_policies() {
             .any(|s| s == "trigger t_touch on t is not carried"),
         "{report}"
     );
+    let estimate = &report["estimate"];
+    assert_eq!(estimate["tables"][0]["basis"], "sampled", "{estimate}");
+    assert_eq!(estimate["tables"][0]["rows"], 100);
+    assert!(
+        estimate["seconds"].as_f64().unwrap() > 0.0
+            && estimate["peak_memory_bytes"].as_u64().unwrap() > 0
+    );
 
     let out = w.decant(&["run", "-q", plan_s]);
     assert!(!out.status.success());

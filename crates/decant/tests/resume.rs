@@ -43,7 +43,14 @@ async fn run_and_kill(w: &Workdir, plan: &str, dst: &PgTestDb, min_chunks: i64) 
         if n >= min_chunks {
             child.kill().expect("SIGKILL decant");
             child.wait().unwrap();
-            return n;
+            // Chunks may have committed between the count and the kill (or a COMMIT sent just
+            // before it may still be finishing on the server): count again, a moment later.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return d
+                .query_one("SELECT count(*) FROM _decant_chunks", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0);
         }
         assert!(Instant::now() < deadline, "no chunk committed in time");
         tokio::time::sleep(Duration::from_millis(10)).await;
