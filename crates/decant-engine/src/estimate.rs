@@ -140,7 +140,9 @@ pub fn estimate(
             .into(),
         });
     }
-    let in_flight = (parallelism * 6 * batch_rows) as f64 * widest;
+    // Batches in flight cannot hold more rows than the largest table has.
+    let largest = jobs.iter().map(|(_, _, rows)| *rows).max().unwrap_or(0);
+    let in_flight = ((parallelism * 6 * batch_rows) as u64).min(largest) as f64 * widest;
     JobEstimate {
         seconds: FIXED_SECS + scan_secs + tables.iter().map(|t| t.seconds).sum::<f64>(),
         peak_memory_bytes: (in_flight.min(max_memory as f64) as u64) + FIXED_MEMORY,
