@@ -153,6 +153,32 @@ pub enum ScanMode {
     Off,
 }
 
+/// Values a reader changed by policy (a MySQL zero date loaded as NULL), counted per column and
+/// kind, so that the run's summary reports them like the changes made during conversion.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeLog(std::sync::Arc<std::sync::Mutex<ChangeCounts>>);
+
+/// Changed values per (column, kind, policy).
+pub type ChangeCounts = BTreeMap<(String, HazardKind, ValuePolicy), u64>;
+
+impl ChangeLog {
+    pub fn add(&self, column: &str, kind: HazardKind, policy: ValuePolicy) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((column.to_string(), kind, policy)).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> ChangeCounts {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Change logs carry no configuration: any two compare equal, so plans still compare by value.
+impl PartialEq for ChangeLog {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// The `[policies]` section: global policies, per-type policies, the scan and the LOB limit.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -171,6 +197,9 @@ pub struct Policies {
     /// Per-column policies resolved by the planner (column name → set), for the readers.
     #[serde(skip)]
     pub resolved: BTreeMap<String, PolicySet>,
+    /// Where readers count the values they changed by policy (set per chunk by the runner).
+    #[serde(skip)]
+    pub changes: ChangeLog,
 }
 
 impl Policies {

@@ -808,8 +808,13 @@ async fn attempt_chunk(
         chunk: task.chunk.clone(),
         batch_rows: task.batch_rows,
         schema: t.source_schema(),
-        policies: policies.clone(),
+        // A fresh change log per attempt: only a committed attempt's counts are kept.
+        policies: decant_core::plan::Policies {
+            changes: Default::default(),
+            ..policies.clone()
+        },
     };
+    let reader_changes = request.policies.changes.clone();
     let target_schema = t.target_schema();
     let (rtx, mut rrx) = mpsc::channel(2);
     let (wtx, wrx) = chunk_channel(2);
@@ -872,6 +877,10 @@ async fn attempt_chunk(
             "chunk {}: read {read} rows but wrote {written}",
             task.chunk.id
         )));
+    }
+    let mut changed = changed;
+    for (key, n) in reader_changes.snapshot() {
+        *changed.entry(key).or_default() += n;
     }
     Ok((written, bytes, changed))
 }

@@ -213,7 +213,14 @@ impl Source for MysqlSource {
                                 _ => (HazardKind::InvalidDate, "partial-zero date"),
                             };
                             match request.policies.for_column(&column.name, kind) {
-                                ValuePolicy::Null if nullable[i] => batch.column(i).append_null(),
+                                ValuePolicy::Null if nullable[i] => {
+                                    request.policies.changes.add(
+                                        &column.name,
+                                        kind,
+                                        ValuePolicy::Null,
+                                    );
+                                    batch.column(i).append_null()
+                                }
                                 ValuePolicy::Null => {
                                     return Err(value_error(
                                         &column.name,
