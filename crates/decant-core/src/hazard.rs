@@ -58,7 +58,10 @@ impl HazardKind {
             ValuePolicy::Reject => false,
             ValuePolicy::Coerce => matches!(
                 self,
-                HazardKind::NulByte | HazardKind::TooLong | HazardKind::OutOfRange
+                HazardKind::NulByte
+                    | HazardKind::TooLong
+                    | HazardKind::OutOfRange
+                    | HazardKind::InvalidEncoding
             ),
         }
     }
@@ -83,7 +86,8 @@ pub enum ValuePolicy {
     /// Load NULL instead (the target column is made nullable).
     Null,
     /// Change the value so it fits: `nul_byte` strips the 0x00 bytes, `too_long` truncates to the
-    /// target length (in characters), `out_of_range` clamps to the nearest value the type holds.
+    /// target length (in characters), `out_of_range` clamps to the nearest value the type holds,
+    /// `invalid_encoding` replaces each invalid byte sequence with U+FFFD.
     Coerce,
     /// Send the row to the quarantine (needs the transformation issue's quarantine; refused until then).
     Reject,

@@ -82,6 +82,10 @@ fn column_checks(
     if target == Dialect::Postgres && source != Dialect::Postgres && textual {
         add(HazardKind::NulByte, HazardBound::None);
     }
+    // SQLite never checks that text is UTF-8; the reader does, and applies this policy.
+    if source == Dialect::Sqlite && textual {
+        add(HazardKind::InvalidEncoding, HazardBound::None);
+    }
     if let Some(n) = char_limit(&t.logical) {
         let fits = source != Dialect::Sqlite && char_limit(&s.logical).is_some_and(|m| m <= n);
         if !fits && textual {

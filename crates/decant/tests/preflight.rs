@@ -271,3 +271,67 @@ async fn nan_and_infinity_bound_for_sqlite_are_counted_and_nulled() {
         .unwrap();
     assert_eq!(n_null, 1);
 }
+
+#[tokio::test]
+async fn invalid_utf8_in_sqlite_text_follows_its_policy() {
+    let (src, dst) = (SqliteTestDb::create(), PgTestDb::create().await);
+    let conn = rusqlite::Connection::open(&src.path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT);
+         INSERT INTO t VALUES (1, 'fine'), (2, CAST(x'61ff62' AS TEXT)), (3, 'ok'), (4, CAST(x'c328' AS TEXT));",
+    )
+    .unwrap();
+    drop(conn);
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, "");
+    let base = std::fs::read_to_string(&plan).unwrap();
+    let out = w.decant(&["preflight", "--json", plan.to_str().unwrap()]);
+    let report = json(&out);
+    let unchecked = report["tables"][0]["unchecked"].as_array().unwrap();
+    assert!(
+        unchecked.iter().any(|u| u == "note invalid_encoding"),
+        "SQLite cannot count it in SQL: {report}"
+    );
+
+    let out = w.decant(&["run", "-q", plan.to_str().unwrap()]);
+    assert!(!out.status.success(), "the default policy fails the chunk");
+    assert!(
+        stderr(&out).contains("note") && stderr(&out).contains("invalid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(
+        &plan,
+        format!("{base}[policies]\ninvalid_encoding = \"coerce\"\n"),
+    )
+    .unwrap();
+    let summary = w.path().join("s.json");
+    assert_success(&w.decant(&[
+        "run",
+        "-q",
+        "--restart",
+        plan.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]));
+    let d = dst.client().await;
+    let notes: Vec<String> = d
+        .query("SELECT note FROM t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(notes, vec!["fine", "a\u{fffd}b", "ok", "\u{fffd}("]);
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let change = &s["policy_changes"][0];
+    assert_eq!(
+        (
+            change["column"].as_str(),
+            change["kind"].as_str(),
+            change["values"].as_u64()
+        ),
+        (Some("note"), Some("invalid_encoding"), Some(2))
+    );
+}

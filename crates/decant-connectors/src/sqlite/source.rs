@@ -4,6 +4,7 @@
 use arrow_array::RecordBatch;
 use arrow_buffer::IntervalMonthDayNano;
 use async_trait::async_trait;
+use decant_core::hazard::{HazardKind, ValuePolicy};
 use decant_core::{
     Catalog, ChunkRange, ChunkSpec, ConnectionUrl, Dialect, LogicalType, Table, TableName,
     quote_ident,
@@ -195,7 +196,38 @@ fn read_blocking(
         for (i, &exact) in exact_text.iter().enumerate() {
             let v = row.get_ref(i)?;
             let checked = if exact { check_decimal(v) } else { Ok(()) };
-            let decoded = checked.and_then(|()| decode(v, builder.column(i)));
+            let mut decoded = checked.and_then(|()| decode(v, builder.column(i)));
+            // Text that is not UTF-8 follows its `invalid_encoding` policy.
+            if let (Err(_), ValueRef::Text(t)) = (&decoded, v)
+                && std::str::from_utf8(t).is_err()
+                && let ColumnBuilder::Utf8(b) = builder.column(i)
+            {
+                let name = &request.columns[i].name;
+                match request
+                    .policies
+                    .for_column(name, HazardKind::InvalidEncoding)
+                {
+                    ValuePolicy::Null => {
+                        b.append_null();
+                        request.policies.changes.add(
+                            name,
+                            HazardKind::InvalidEncoding,
+                            ValuePolicy::Null,
+                        );
+                        decoded = Ok(());
+                    }
+                    ValuePolicy::Coerce => {
+                        b.append_value(String::from_utf8_lossy(t));
+                        request.policies.changes.add(
+                            name,
+                            HazardKind::InvalidEncoding,
+                            ValuePolicy::Coerce,
+                        );
+                        decoded = Ok(());
+                    }
+                    _ => {}
+                }
+            }
             if let Err(message) = decoded {
                 let at = match &key {
                     Some(k) => format!("{k} {}", row.get::<_, i64>(ncols)?),
