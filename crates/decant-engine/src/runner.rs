@@ -457,6 +457,8 @@ struct ChunkTask {
     batch_rows: usize,
     /// Chunks of this table allowed in flight at once (fewer than `parallelism` for wide rows).
     slots: Arc<tokio::sync::Semaphore>,
+    /// The run's memory ceiling, in bytes.
+    max_memory: u64,
 }
 
 /// Batches of one chunk held at once: two in each of the two channels, one being built by the
@@ -549,6 +551,7 @@ async fn execute(
                 progress: tp.clone(),
                 batch_rows,
                 slots: slots.clone(),
+                max_memory,
             });
         }
     }
@@ -823,6 +826,20 @@ async fn attempt_chunk(
         let mut bytes = 0u64;
         let mut changed = LocalCounts::new();
         while let Some(batch) = rrx.recv().await {
+            // A row larger than the whole ceiling cannot be held to it: stop with a message
+            // rather than let the process grow (a reader allocates one row at a time at most).
+            if batch.num_rows() == 1 && batch.get_array_memory_size() as u64 > task.max_memory {
+                return Err(ConnectorError::Value {
+                    table: t.source.to_string(),
+                    column: "(row)".into(),
+                    range: task.chunk.range.describe(),
+                    message: format!(
+                        "a single row of {} MB is larger than the memory ceiling of {} MB; raise --max-memory or load.max_memory",
+                        batch.get_array_memory_size() >> 20,
+                        task.max_memory >> 20
+                    ),
+                });
+            }
             let batch = crate::policy::apply(&batch, &t.checks, &mut changed).map_err(
                 |(col, message)| ConnectorError::Value {
                     table: t.source.to_string(),

@@ -48,6 +48,15 @@ async fn five_megabyte_rows_stay_under_the_ceiling() {
         std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 4\nparallelism = 4\n",
     )
     .unwrap();
+    // A ceiling smaller than one row cannot be kept: the run stops and says so.
+    let out = w.decant(&["run", "-q", "--max-memory", "4MiB", plan.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("larger than the memory ceiling of 4 MB"),
+        "{}",
+        stderr(&out)
+    );
+    // The same job then resumes under a ceiling the rows fit in.
     let ceiling: u64 = 64 << 20;
     let rss = peak_rss(
         &w,
