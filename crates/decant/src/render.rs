@@ -24,6 +24,7 @@ pub async fn show_progress(progress: Arc<Progress>, stop: Arc<tokio::sync::Notif
     let mut bars: Vec<ProgressBar> = Vec::new();
     let mut last_rows = 0u64;
     let mut rate = 0f64;
+    let (mut last_bytes, mut byte_rate) = (0u64, 0f64);
     let tick = Duration::from_millis(250);
     loop {
         let tables = progress.tables();
@@ -56,16 +57,17 @@ pub async fn show_progress(progress: Arc<Progress>, stop: Arc<tokio::sync::Notif
             rate * 0.875 + instant * 0.125
         };
         last_rows = done;
-        let remaining = total.saturating_sub(done);
-        let eta = if remaining == 0 {
-            String::new()
-        } else if rate < 1.0 {
-            ", ETA estimating".into()
+        let instant_bytes = (bytes_done.saturating_sub(last_bytes)) as f64 / tick.as_secs_f64();
+        byte_rate = if byte_rate == 0.0 {
+            instant_bytes
         } else {
-            format!(
-                ", ETA {}s",
-                ((remaining as f64 / rate).ceil() as u64).max(1)
-            )
+            byte_rate * 0.875 + instant_bytes * 0.125
+        };
+        last_bytes = bytes_done;
+        let eta = match eta_secs(&tables, byte_rate) {
+            _ if total <= done => String::new(),
+            Some(secs) => format!(", ETA {secs}s"),
+            None => ", ETA estimating".into(),
         };
         overall.set_length(total);
         overall.set_position(done);
@@ -84,6 +86,31 @@ pub async fn show_progress(progress: Arc<Progress>, stop: Arc<tokio::sync::Notif
         b.finish();
     }
     overall.finish();
+}
+
+/// Seconds left: the bytes still to move (each table's remaining rows at that table's measured
+/// bytes per row, or the run's average before it has any) over the measured byte rate. `None`
+/// until there is a rate; never 0 while work remains.
+fn eta_secs(tables: &[decant_engine::progress::TableSnapshot], byte_rate: f64) -> Option<u64> {
+    let (rows, bytes) = tables.iter().fold((0u64, 0u64), |(r, b), t| {
+        (r + t.rows_done, b + t.bytes_done)
+    });
+    if byte_rate < 1.0 || rows == 0 {
+        return None;
+    }
+    let average = bytes as f64 / rows as f64;
+    let remaining: f64 = tables
+        .iter()
+        .map(|t| {
+            let width = if t.rows_done > 0 {
+                t.bytes_done as f64 / t.rows_done as f64
+            } else {
+                average
+            };
+            t.rows_estimated.saturating_sub(t.rows_done) as f64 * width
+        })
+        .sum();
+    Some(((remaining / byte_rate).ceil() as u64).max(1))
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -151,5 +178,40 @@ pub fn print_summary(s: &RunSummary) {
     }
     for w in &s.warnings {
         println!("  warning: {w}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use decant_engine::progress::TableSnapshot;
+
+    fn table(rows_estimated: u64, rows_done: u64, bytes_done: u64) -> TableSnapshot {
+        TableSnapshot {
+            name: "t".into(),
+            rows_estimated,
+            rows_done,
+            bytes_done,
+            chunks_total: 1,
+            chunks_done: 0,
+        }
+    }
+
+    #[test]
+    fn eta_weighs_each_table_by_its_row_width() {
+        // 900 rows left of a table moving at 10 B/row, and 10 rows of a table not started yet,
+        // counted at the run's average so far (10 B/row): 9,100 B at 100 B/s.
+        let tables = [table(1000, 100, 1000), table(10, 0, 0)];
+        assert_eq!(super::eta_secs(&tables, 100.0), Some(91));
+        assert_eq!(
+            super::eta_secs(&tables, 0.0),
+            None,
+            "no rate yet: estimating"
+        );
+        let done = [table(10, 10, 100)];
+        assert_eq!(
+            super::eta_secs(&done, 50.0),
+            Some(1),
+            "never 0 s while the bar is open"
+        );
     }
 }
