@@ -149,17 +149,10 @@ impl Source for MysqlSource {
             .collect();
         let mut sql = String::new();
         let key_at = match range {
-            ChunkRange::IntKey { column, lo, hi } => {
+            ChunkRange::IntKey { column, .. } => {
                 let k = ident(column);
-                let mut conds = Vec::new();
-                if let Some(lo) = lo {
-                    conds.push(format!("{k} >= {lo}"));
-                }
-                if let Some(hi) = hi {
-                    conds.push(format!("{k} < {hi}"));
-                }
-                if !conds.is_empty() {
-                    sql = format!(" WHERE {}", conds.join(" AND "));
+                if let Some(p) = crate::chunking::range_predicate(Dialect::Mysql, range) {
+                    sql = format!(" WHERE {p}");
                 }
                 sql.push_str(&format!(" ORDER BY {k}"));
                 select.push(k);

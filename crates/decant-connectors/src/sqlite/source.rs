@@ -142,20 +142,9 @@ fn chunk_query(request: &ReadRequest, key: Option<&str>) -> String {
     sql.push_str(&select.join(", "));
     sql.push_str(" FROM ");
     sql.push_str(&q(&request.table.name));
-    if let ChunkRange::IntKey { lo, hi, .. } = &request.chunk.range {
-        // The bounds are integers Decant computed, so formatting them is safe.
-        let k = q(key.unwrap_or_default());
-        let bounds: Vec<String> = [
-            lo.map(|v| format!("{k} >= {v}")),
-            hi.map(|v| format!("{k} < {v}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !bounds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&bounds.join(" AND "));
-        }
+    if let Some(p) = crate::chunking::range_predicate(Dialect::Sqlite, &request.chunk.range) {
+        sql.push_str(" WHERE ");
+        sql.push_str(&p);
     }
     if let Some(k) = key {
         sql.push_str(" ORDER BY ");
