@@ -42,12 +42,11 @@ async fn five_megabyte_rows_stay_under_the_ceiling() {
         .await
         .unwrap();
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "");
-    std::fs::write(
-        &plan,
-        std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 4\nparallelism = 4\n",
-    )
-    .unwrap();
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 4\nparallelism = 4\n",
+    );
     // A ceiling smaller than one row cannot be kept: the run stops and says so.
     let out = w.decant(&["run", "-q", "--max-memory", "4MiB", plan.to_str().unwrap()]);
     assert!(!out.status.success());

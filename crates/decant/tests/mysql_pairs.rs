@@ -356,12 +356,11 @@ async fn sigkill_during_a_load_into_mysql_then_rerun_loads_every_row_once() {
         .await
         .unwrap();
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "");
-    std::fs::write(
-        &plan,
-        std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 20000\nparallelism = 2\n",
-    )
-    .unwrap();
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 20000\nparallelism = 2\n",
+    );
     let mut child = w
         .command(&["run", "-q", plan.to_str().unwrap()])
         .spawn()

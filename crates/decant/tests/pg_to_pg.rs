@@ -90,12 +90,11 @@ async fn foreign_keys_hostile_names_empty_wide_and_keyless_tables() {
     .await
     .unwrap();
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "");
-    std::fs::write(
-        &plan,
-        std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 1000\nparallelism = 3\n",
-    )
-    .unwrap();
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 1000\nparallelism = 3\n",
+    );
     let summary = w.path().join("summary.json");
     let out = w.decant(&[
         "run",
@@ -342,12 +341,7 @@ async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
         .await
         .unwrap();
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "");
-    std::fs::write(
-        &plan,
-        std::fs::read_to_string(&plan).unwrap() + "[validate]\nmode = \"checksum\"\n",
-    )
-    .unwrap();
+    let plan = w.plan(&src.url, &dst.url, "[validate]\nmode = \"checksum\"\n");
     let summary = w.path().join("s.json");
     assert_success(&w.decant(&[
         "run",

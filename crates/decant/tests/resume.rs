@@ -62,12 +62,11 @@ async fn sigkill_mid_run_then_rerun_loads_every_row_exactly_once() {
     let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
     source_with_rows(&src).await;
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "");
-    std::fs::write(
-        &plan,
-        std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 20000\nparallelism = 2\n",
-    )
-    .unwrap();
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 20000\nparallelism = 2\n",
+    );
     let plan = plan.to_str().unwrap();
 
     let at_kill = run_and_kill(&w, plan, &dst, 3).await;

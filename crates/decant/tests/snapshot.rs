@@ -18,12 +18,11 @@ async fn writes_during_the_run_do_not_leak_into_the_target() {
     .unwrap();
     let before = pg_digest(&s, "t", "id").await;
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "");
-    std::fs::write(
-        &plan,
-        std::fs::read_to_string(&plan).unwrap() + "[load]\nchunk_rows = 20000\nparallelism = 1\n",
-    )
-    .unwrap();
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 20000\nparallelism = 1\n",
+    );
     let mut child = w
         .command(&["run", "-q", plan.to_str().unwrap()])
         .spawn()

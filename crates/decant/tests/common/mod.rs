@@ -22,7 +22,8 @@ impl Workdir {
         self.dir.path()
     }
 
-    /// Writes `plan.toml` with the two URLs and extra TOML after them.
+    /// Writes `plan.toml` with the two URLs; `extra` (top-level keys or whole sections such as
+    /// `[load]`) goes after the job name.
     pub fn plan(&self, source: &str, target: &str, extra: &str) -> PathBuf {
         let path = self.path().join("plan.toml");
         let text = format!(
