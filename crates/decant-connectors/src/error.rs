@@ -37,6 +37,12 @@ pub enum ConnectorError {
     /// Something in the plan does not fit this system.
     #[error("{0}")]
     Config(String),
+    /// More records were rejected than the plan tolerates.
+    #[error(
+        "{rejected} records rejected in all, more than load.max_rejects = {limit}; `decant rejects` \
+         lists them with their reasons: fix the data or the rules, or raise the limit, and run again to resume"
+    )]
+    TooManyRejects { rejected: u64, limit: u64 },
     /// The other end of a batch channel went away (the job was cancelled or a stage failed).
     #[error("pipeline stopped")]
     ChannelClosed,

@@ -4,6 +4,7 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
+use decant_core::RejectLog;
 use decant_core::hazard::HazardKind;
 use decant_core::plan::Policies;
 use decant_core::{
@@ -32,6 +33,9 @@ pub struct ReadRequest {
     /// The Arrow schema of the batches to send: one field per column, `logical.arrow_type()`.
     pub schema: SchemaRef,
     pub policies: Policies,
+    /// Where the reader puts records it cannot turn into rows (files: malformed lines, values
+    /// that do not parse). A database reader never rejects; it fails the chunk instead.
+    pub rejects: RejectLog,
 }
 
 /// What a hazard check compares a value against.

@@ -66,6 +66,7 @@ fn table_request(table: &Table, chunk: ChunkSpec) -> ReadRequest {
         batch_rows: 1000,
         schema,
         policies: Policies::default(),
+        rejects: Default::default(),
     }
 }
 

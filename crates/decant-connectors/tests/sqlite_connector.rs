@@ -62,6 +62,7 @@ fn request(table: &str, columns: &[(&str, &str, LogicalType)], chunk: ChunkSpec)
         batch_rows: 1000,
         schema,
         policies: Policies::default(),
+        rejects: Default::default(),
     }
 }
 

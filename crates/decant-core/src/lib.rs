@@ -8,6 +8,7 @@ pub mod error;
 pub mod hazard;
 pub mod ident;
 pub mod plan;
+pub mod reject;
 pub mod size;
 pub mod types;
 pub mod url;
@@ -18,5 +19,6 @@ pub use catalog::{
 pub use chunk::{ChunkRange, ChunkSpec};
 pub use error::{CoreError, ErrorDomain};
 pub use ident::{Dialect, quote_ident, quote_literal};
+pub use reject::{Reject, RejectLog};
 pub use types::LogicalType;
 pub use url::ConnectionUrl;

@@ -96,6 +96,10 @@ pub struct LoadConfig {
     pub primary_key_after_load: bool,
     /// Attempts per chunk when the connection drops (1 = no retry).
     pub retries: u32,
+    /// Rejected records (quarantined with their reason) the job tolerates in all; one more
+    /// fails the job, leaving the chunks committed so far consistent and resumable. The default
+    /// 0 fails on the first reject; raise it to load past bad records.
+    pub max_rejects: u64,
 }
 
 impl Default for LoadConfig {
@@ -108,6 +112,7 @@ impl Default for LoadConfig {
             max_memory: "256MB".into(),
             primary_key_after_load: true,
             retries: 5,
+            max_rejects: 0,
         }
     }
 }

@@ -73,6 +73,7 @@ pub async fn sample_read(
             resolved: job.policies.clone(),
             ..Default::default()
         },
+        rejects: Default::default(),
     };
     let (tx, mut rx) = mpsc::channel(1);
     let started = Instant::now();

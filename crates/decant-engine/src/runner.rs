@@ -48,6 +48,8 @@ pub struct TableSummary {
     pub source_rows: u64,
     /// Rows committed by this job, from the target's chunk markers.
     pub rows_written: u64,
+    /// Records quarantined by this job (see `decant rejects`): written + rejected = source rows.
+    pub rows_rejected: u64,
     /// Rows the target table holds, when the job owns the whole table.
     pub target_rows: Option<u64>,
     pub bytes: u64,
@@ -459,6 +461,10 @@ struct ChunkTask {
     slots: Arc<tokio::sync::Semaphore>,
     /// The run's memory ceiling, in bytes.
     max_memory: u64,
+    /// The job's rejects so far (committed chunks plus those reserved by chunks about to commit).
+    rejected: Arc<std::sync::atomic::AtomicU64>,
+    /// `load.max_rejects`.
+    max_rejects: u64,
 }
 
 /// Batches of one chunk held at once: two in each of the two channels, one being built by the
@@ -517,6 +523,11 @@ async fn execute(
         None => plan.load.max_memory_bytes()?,
     };
     let parallelism = plan.load.parallelism.max(1);
+    // Only committed chunks' rejects count: an interrupted chunk runs again and replaces its own.
+    let rejected_before = committed_rejects(store, job_id, &done).await?;
+    let rejected = Arc::new(std::sync::atomic::AtomicU64::new(
+        rejected_before.values().sum(),
+    ));
     let mut tasks = Vec::new();
     for (t, _) in &loaded.tables {
         let key = t.target.name.to_string();
@@ -552,6 +563,8 @@ async fn execute(
                 batch_rows,
                 slots: slots.clone(),
                 max_memory,
+                rejected: rejected.clone(),
+                max_rejects: plan.load.max_rejects,
             });
         }
     }
@@ -580,7 +593,8 @@ async fn execute(
                 store
                     .update_chunk(job_id, &key, &task.chunk.id, "running", 0, 0, None)
                     .await?;
-                let outcome = run_chunk(source, target, job_id, &task, retries, policies).await;
+                let outcome =
+                    run_chunk(source, target, store, job_id, &task, retries, policies).await;
                 match outcome {
                     Ok((rows, bytes, changed)) => {
                         counters.merge(&key, &changed);
@@ -654,6 +668,11 @@ async fn execute(
 
     progress.set_phase("verifying");
     let markers = target.committed_chunks(job_id).await?;
+    let committed_now: HashSet<(String, String)> = markers
+        .iter()
+        .map(|m| (m.table.clone(), m.chunk_id.clone()))
+        .collect();
+    let rejected = committed_rejects(store, job_id, &committed_now).await?;
     let mut tables = Vec::new();
     let mut problems = Vec::new();
     let snapshot = progress.tables();
@@ -677,9 +696,10 @@ async fn execute(
                 mine.len()
             ));
         }
-        if rows_written != source_rows {
+        let rows_rejected = rejected.get(&key).copied().unwrap_or(0);
+        if rows_written + rows_rejected != source_rows {
             problems.push(format!(
-                "{key}: source has {source_rows} rows, {rows_written} were written"
+                "{key}: source has {source_rows} rows, {rows_written} were written and {rows_rejected} rejected"
             ));
         }
         if let Some(tr) = target_rows.filter(|tr| *tr != rows_written) {
@@ -709,6 +729,7 @@ async fn execute(
             target: key,
             source_rows,
             rows_written,
+            rows_rejected,
             target_rows,
             bytes,
             chunks: expected_chunks,
@@ -728,8 +749,8 @@ async fn execute(
         resumed: loaded.resumed,
         rows: tables.iter().map(|t| t.rows_written).sum(),
         bytes: tables.iter().map(|t| t.bytes).sum(),
+        rejects: tables.iter().map(|t| t.rows_rejected).sum(),
         tables,
-        rejects: 0,
         duration_secs: 0.0,
         views_not_migrated: vec![],
         warnings: vec![],
@@ -746,6 +767,7 @@ async fn execute(
 async fn run_chunk(
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
+    store: &Store,
     job_id: &str,
     task: &ChunkTask,
     retries: u32,
@@ -758,6 +780,7 @@ async fn run_chunk(
         let result = attempt_chunk(
             source.clone(),
             target.clone(),
+            store,
             job_id,
             task,
             &policies,
@@ -799,6 +822,7 @@ async fn run_chunk(
 async fn attempt_chunk(
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
+    store: &Store,
     job_id: &str,
     task: &ChunkTask,
     policies: &decant_core::plan::Policies,
@@ -816,8 +840,14 @@ async fn attempt_chunk(
             changes: Default::default(),
             ..policies.clone()
         },
+        rejects: Default::default(),
     };
     let reader_changes = request.policies.changes.clone();
+    let rejects = request.rejects.clone();
+    let mut reserved = RejectReservation {
+        total: &task.rejected,
+        rows: 0,
+    };
     let target_schema = t.target_schema();
     let (rtx, mut rrx) = mpsc::channel(2);
     let (wtx, wrx) = chunk_channel(2);
@@ -875,6 +905,20 @@ async fn attempt_chunk(
             wtx.send(converted).await?;
         }
         let read = reader.await??;
+        // The chunk's rejects reach the quarantine before the chunk may commit, replacing an
+        // earlier attempt's: if the commit then fails, the retry replaces them again.
+        // They are stored even when they pass the limit, so the user sees what stopped the job.
+        let quarantined = rejects.take();
+        store
+            .replace_rejects(
+                job_id,
+                &t.target.name.to_string(),
+                &task.chunk.id,
+                &quarantined,
+            )
+            .await
+            .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+        reserved.reserve(quarantined.len() as u64, task.max_rejects)?;
         // Only a reader that finished cleanly lets the writer commit.
         wtx.finish().await?;
         Ok::<_, ConnectorError>((read, bytes, changed))
@@ -899,5 +943,53 @@ async fn attempt_chunk(
     for (key, n) in reader_changes.snapshot() {
         *changed.entry(key).or_default() += n;
     }
+    reserved.keep();
     Ok((written, bytes, changed))
+}
+
+/// Quarantined records per target table, of the chunks in `committed` only.
+async fn committed_rejects(
+    store: &Store,
+    job_id: &str,
+    committed: &HashSet<(String, String)>,
+) -> Result<HashMap<String, u64>, EngineError> {
+    let mut per_table = HashMap::new();
+    for ((table, chunk), n) in store.reject_counts(job_id).await? {
+        if committed.contains(&(table.clone(), chunk)) {
+            *per_table.entry(table).or_default() += n;
+        }
+    }
+    Ok(per_table)
+}
+
+/// A chunk's share of the job's reject budget, taken before it commits and given back if the
+/// attempt fails, so that chunks committing at the same time cannot together pass the limit.
+struct RejectReservation<'a> {
+    total: &'a std::sync::atomic::AtomicU64,
+    rows: u64,
+}
+
+impl RejectReservation<'_> {
+    fn reserve(&mut self, rows: u64, limit: u64) -> Result<(), ConnectorError> {
+        let before = self.total.fetch_add(rows, Ordering::SeqCst);
+        self.rows = rows;
+        if before + rows > limit {
+            return Err(ConnectorError::TooManyRejects {
+                rejected: before + rows,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// The chunk committed: its rejects stay counted.
+    fn keep(mut self) {
+        self.rows = 0;
+    }
+}
+
+impl Drop for RejectReservation<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.rows, Ordering::SeqCst);
+    }
 }

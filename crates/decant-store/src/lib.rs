@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use decant_core::Reject;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, migrate::Migrator};
@@ -87,6 +88,17 @@ pub struct MappingRecord {
     /// `create`, `truncate`, `append` or `drop`.
     pub decision: String,
     pub mapping_json: String,
+}
+
+/// A quarantined record, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectRecord {
+    pub id: i64,
+    pub table: String,
+    pub chunk_id: String,
+    #[serde(flatten)]
+    pub reject: Reject,
+    pub created_at: String,
 }
 
 /// One chunk's progress.
@@ -368,11 +380,103 @@ impl Store {
 
     pub async fn errors(&self, job: &str) -> Result<Vec<(Option<String>, String)>, StoreError> {
         let rows =
-            sqlx::query("SELECT table_name, message FROM error_logs WHERE job_id = ? ORDER BY id")
+            sqlx::query("SELECT table_name, message FROM error_logs WHERE job_id = ? AND kind = 'error' ORDER BY id")
                 .bind(job)
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Puts the rejects of one chunk into the quarantine, replacing whatever an earlier attempt
+    /// of the same chunk left there, in one transaction: a chunk's rejects are those of its last
+    /// attempt, and the attempt that commits is the last.
+    pub async fn replace_rejects(
+        &self,
+        job: &str,
+        table: &str,
+        chunk: &str,
+        rejects: &[Reject],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM error_logs WHERE job_id = ? AND kind = 'reject' AND table_name = ? AND chunk_id = ?",
+        )
+        .bind(job)
+        .bind(table)
+        .bind(chunk)
+        .execute(&mut *tx)
+        .await?;
+        let t = now();
+        for r in rejects {
+            sqlx::query(
+                "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at, kind, location, rule, record) \
+                 VALUES (?, ?, ?, 'User', ?, ?, 'reject', ?, ?, ?)",
+            )
+            .bind(job)
+            .bind(table)
+            .bind(chunk)
+            .bind(&r.reason)
+            .bind(&t)
+            .bind(&r.location)
+            .bind(&r.rule)
+            .bind(&r.record)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The quarantined records of a job, in the order they were rejected.
+    pub async fn rejects(&self, job: &str) -> Result<Vec<RejectRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, table_name, chunk_id, location, rule, message, record, created_at FROM error_logs \
+             WHERE job_id = ? AND kind = 'reject' ORDER BY id",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RejectRecord {
+                id: r.get(0),
+                table: r.get::<Option<String>, _>(1).unwrap_or_default(),
+                chunk_id: r.get::<Option<String>, _>(2).unwrap_or_default(),
+                reject: Reject {
+                    location: r.get::<Option<String>, _>(3).unwrap_or_default(),
+                    rule: r.get::<Option<String>, _>(4).unwrap_or_default(),
+                    reason: r.get(5),
+                    record: r.get::<Option<String>, _>(6).unwrap_or_default(),
+                },
+                created_at: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Quarantined records per (table, chunk) of a job.
+    pub async fn reject_counts(
+        &self,
+        job: &str,
+    ) -> Result<std::collections::BTreeMap<(String, String), u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT table_name, chunk_id, count(*) FROM error_logs WHERE job_id = ? AND kind = 'reject' \
+             GROUP BY table_name, chunk_id",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (
+                        r.get::<Option<String>, _>(0).unwrap_or_default(),
+                        r.get::<Option<String>, _>(1).unwrap_or_default(),
+                    ),
+                    r.get::<i64, _>(2) as u64,
+                )
+            })
+            .collect())
     }
 
     pub async fn record_success(

@@ -256,6 +256,7 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError
         batch_rows,
         schema,
         policies,
+        rejects: Default::default(),
     };
     let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
     let reading = tokio::spawn(async move { reader.read_chunk(&request, tx).await });
