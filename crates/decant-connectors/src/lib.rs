@@ -19,7 +19,8 @@ pub use error::ConnectorError;
 pub use registry::{connect_source, connect_target};
 pub use traits::{
     ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, HazardBound, HazardCheck, HazardCount,
-    ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable, chunk_channel,
+    InPlaceDigest, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,
+    chunk_channel,
 };
 
 /// Name of the table on every target that records committed chunks (see DESIGN.md, exactly once).

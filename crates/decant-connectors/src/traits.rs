@@ -69,6 +69,27 @@ pub struct HazardCount {
     pub sample_keys: Vec<String>,
 }
 
+/// A digest of some rows computed inside the database: their count and two order-independent
+/// folds of each row's hash. Equal digests from two sources of the same
+/// [`Source::in_place_digest_family`] mean equal rows (up to a hash collision); unequal ones
+/// only mean "look closer" — the caller then compares the rows themselves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InPlaceDigest {
+    pub rows: u64,
+    /// XOR of the rows' 64-bit hashes.
+    pub xor: u64,
+    /// Sum of a 24-bit slice of each hash: unlike the XOR, a row present twice counts twice.
+    pub sum: i64,
+}
+
+impl InPlaceDigest {
+    pub fn merge(&mut self, other: &InPlaceDigest) {
+        self.rows += other.rows;
+        self.xor ^= other.xor;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
 /// A source system: introspection, chunk planning and streaming reads.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -107,6 +128,25 @@ pub trait Source: Send + Sync {
     ) -> Result<Vec<Option<HazardCount>>, ConnectorError> {
         let _ = (table, range);
         Ok(vec![None; checks.len()])
+    }
+
+    /// Names the hash function behind [`Source::digest_in_place`], or `None` when the source
+    /// cannot digest rows in place. Only digests of the same family compare.
+    fn in_place_digest_family(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Digests the rows of `range` over `columns` inside the database, without sending them.
+    /// `None` when a column's type has no hash there that tells every two different values
+    /// apart (the caller then reads the rows).
+    async fn digest_in_place(
+        &self,
+        table: &TableName,
+        range: &ChunkRange,
+        columns: &[ReadColumn],
+    ) -> Result<Option<InPlaceDigest>, ConnectorError> {
+        let _ = (table, range, columns);
+        Ok(None)
     }
 }
 

@@ -81,6 +81,17 @@ fn diffs(report: &Value, name: &str) -> Vec<Diff> {
     out
 }
 
+/// A table's notes, one per line.
+fn notes(report: &Value, name: &str) -> String {
+    table(report, name)["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn d(kind: &str, key: &str, cols: &[&str]) -> Diff {
     (
         kind.into(),
@@ -149,6 +160,14 @@ async fn identical_tables_match_and_the_outcome_is_recorded() {
     ] {
         assert_eq!(diffs(&report, t), vec![], "{t}");
     }
+    // PostgreSQL on both sides: every chunk is settled by digests computed in the databases.
+    let chunks = keyed["chunks"].as_u64().unwrap();
+    assert!(
+        notes(&report, "public.keyed")
+            .contains(&format!("{chunks} of {chunks} chunks proven equal by digests computed in the databases (hash_record_extended)")),
+        "{keyed:#}"
+    );
+    assert!(notes(&report, "public.bag").contains("1 of 1 chunks proven equal"));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("public.keyed"));
     assert!(
@@ -1015,5 +1034,83 @@ async fn postgresql_and_mariadb_pair() {
             d("extra", "1001", &[]),
             d("missing", "1000", &[]),
         ]
+    );
+}
+
+#[tokio::test]
+async fn in_place_digests_settle_equal_chunks_and_leave_differences_to_the_rows() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE hashed (id bigint PRIMARY KEY, b boolean, i4 integer, f8 double precision,
+               n numeric(12,2), vc varchar(10), ch char(6), tx text, by bytea, d date, t time,
+               ts timestamp, tz timestamptz, u uuid);
+             INSERT INTO hashed SELECT g, g % 2 = 0, g, g / 3.0, g / 8.0, 'vc' || g, 'c' || g,
+               'Text ' || g, decode(lpad(to_hex(g), 4, '0'), 'hex'), date '2020-01-01' + g,
+               time '10:00' + g * interval '1 s', timestamp '2020-01-01' + g * interval '1 h',
+               timestamptz '2020-01-01 00:00+00' + g * interval '1 h', md5(g::text)::uuid
+             FROM generate_series(1, 1000) g;
+             CREATE TABLE spans (id int PRIMARY KEY, iv interval);
+             INSERT INTO spans SELECT g, g * interval '1 day' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "[load]\nchunk_rows = 100\n");
+    run(&w, &p);
+    // One change per hashed type, all in the chunk of keys 201..300; letter case and one
+    // microsecond must not hash alike.
+    let changes = [
+        ("b", "b = NOT b"),
+        ("i4", "i4 = i4 + 1"),
+        ("f8", "f8 = f8 * 2"),
+        ("n", "n = n + 0.01"),
+        ("vc", "vc = upper(vc)"),
+        ("ch", "ch = 'zz'"),
+        ("tx", "tx = lower(tx)"),
+        ("by", "by = by || '\\x00'::bytea"),
+        ("d", "d = d + 1"),
+        ("t", "t = t + interval '1 s'"),
+        ("ts", "ts = ts + interval '1 microsecond'"),
+        ("tz", "tz = tz + interval '1 microsecond'"),
+        ("u", "u = '00000000-0000-0000-0000-000000000001'"),
+    ];
+    let mut sql = String::new();
+    for (i, (_, set)) in changes.iter().enumerate() {
+        sql.push_str(&format!(
+            "UPDATE hashed SET {set} WHERE id = {};\n",
+            201 + i
+        ));
+    }
+    // '1 day' and '24 hours' are equal intervals to PostgreSQL's hash, not to the comparison.
+    sql.push_str("UPDATE spans SET iv = interval '24 hours' WHERE id = 1;\n");
+    dst.client().await.batch_execute(&sql).await.unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let mut want: Vec<Diff> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (col, _))| d("changed", &(201 + i).to_string(), &[col]))
+        .collect();
+    want.sort();
+    assert_eq!(diffs(&report, "public.hashed"), want);
+    let hashed = table(&report, "public.hashed");
+    assert_eq!(hashed["chunks_differing"], 1, "{hashed:#}");
+    let chunks = hashed["chunks"].as_u64().unwrap();
+    assert!(
+        notes(&report, "public.hashed").contains(&format!(
+            "{} of {chunks} chunks proven equal by digests computed in the databases (hash_record_extended); the others were read",
+            chunks - 1
+        )),
+        "{hashed:#}"
+    );
+    assert_eq!(
+        diffs(&report, "public.spans"),
+        vec![d("changed", "1", &["iv"])]
+    );
+    assert!(
+        !notes(&report, "public.spans").contains("proven equal"),
+        "intervals are not hashed in place"
     );
 }

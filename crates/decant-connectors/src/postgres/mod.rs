@@ -2,6 +2,7 @@
 
 mod codec;
 mod ddl;
+mod digest;
 mod hazards;
 mod introspect;
 mod source;

@@ -18,7 +18,7 @@ use super::types::read_expression;
 use super::{connect, qualified};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
-use crate::traits::{ReadRequest, Source};
+use crate::traits::{InPlaceDigest, ReadColumn, ReadRequest, Source};
 
 /// A PostgreSQL source. Holds the transaction whose snapshot every reader imports.
 pub struct PostgresSource {
@@ -26,6 +26,8 @@ pub struct PostgresSource {
     /// The connection that exported the snapshot; it stays open, idle in its transaction.
     holder: Client,
     snapshot: String,
+    /// `server_version_num`: in-place digests need 14 or later.
+    version: i32,
 }
 
 impl PostgresSource {
@@ -38,10 +40,15 @@ impl PostgresSource {
             .query_one("SELECT pg_export_snapshot()", &[])
             .await?
             .get(0);
+        let version: String = holder
+            .query_one("SELECT current_setting('server_version_num')", &[])
+            .await?
+            .get(0);
         Ok(PostgresSource {
             url: url.expose().to_string(),
             holder,
             snapshot,
+            version: version.parse().unwrap_or(0),
         })
     }
 
@@ -283,6 +290,28 @@ impl Source for PostgresSource {
         let counts = super::hazards::scan(&client, table, range, checks).await?;
         client.batch_execute("COMMIT").await?;
         Ok(counts)
+    }
+
+    fn in_place_digest_family(&self) -> Option<&'static str> {
+        (self.version >= super::digest::MIN_VERSION).then_some("postgres-hash-record-extended")
+    }
+
+    async fn digest_in_place(
+        &self,
+        table: &TableName,
+        range: &ChunkRange,
+        columns: &[ReadColumn],
+    ) -> Result<Option<InPlaceDigest>, ConnectorError> {
+        if self.in_place_digest_family().is_none() {
+            return Ok(None);
+        }
+        let Some(sql) = super::digest::digest_query(&qualified(table), range, columns) else {
+            return Ok(None);
+        };
+        // In the shared snapshot, like every read of this source.
+        let client = self.reader().await?;
+        let row = client.query_one(&sql, &[]).await?;
+        Ok(Some(super::digest::digest_from_row(&row)))
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use decant_connectors::Source;
-use decant_core::ChunkSpec;
+use decant_connectors::{ConnectorError, InPlaceDigest, ReadColumn, Source};
 use decant_core::plan::Plan;
+use decant_core::{ChunkSpec, TableName};
 use futures::StreamExt;
 
 use super::digest::{Bucketing, Buckets, Filter, ScanError, ScanJob, Side, Sink, scan};
@@ -100,9 +100,90 @@ pub(super) async fn count_tables(ctx: &Ctx<'_>, tables: &mut [TableState]) {
     }
 }
 
+/// Settles the units whose two sides are proven equal inside the databases: both compute a
+/// digest where the rows are (PostgreSQL to PostgreSQL, each column of one type on both sides)
+/// and send three numbers instead of the rows. Returns, per table and unit, whether it is
+/// settled. A unit whose digests differ, or that cannot be digested in place, or whose query
+/// failed, stays unsettled: it is read and hashed here, which finds the rows that differ (or
+/// proves that none does) and reports a real failure with its retries.
+async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bool>> {
+    let mut settled: Vec<Vec<bool>> = tables
+        .iter()
+        .map(|t| vec![false; t.digests.len()])
+        .collect();
+    let mut tasks = Vec::new();
+    for (ti, t) in tables.iter().enumerate() {
+        if let Some(check) = t.check.clone().filter(|c| c.in_place) {
+            tasks.extend((0..check.units.len()).map(|ui| (ti, ui, check.clone())));
+        }
+    }
+    let digest_side = |reader: Arc<dyn Source>,
+                       table: TableName,
+                       chunks: Vec<ChunkSpec>,
+                       columns: Vec<ReadColumn>| async move {
+        let mut total = InPlaceDigest::default();
+        for c in &chunks {
+            match reader.digest_in_place(&table, &c.range, &columns).await? {
+                Some(d) => total.merge(&d),
+                None => return Ok(None),
+            }
+        }
+        Ok::<_, ConnectorError>(Some(total))
+    };
+    let mut results = futures::stream::iter(tasks)
+        .map(|(ti, ui, check)| async move {
+            let started = Instant::now();
+            let unit = &check.units[ui];
+            let digests = tokio::try_join!(
+                digest_side(
+                    ctx.source.clone(),
+                    check.source.clone(),
+                    unit.source_chunks.clone(),
+                    check.source_read.clone()
+                ),
+                digest_side(
+                    ctx.target.clone(),
+                    check.target.clone(),
+                    unit.target_chunks.clone(),
+                    check.target_read.clone()
+                )
+            );
+            (ti, ui, digests, started)
+        })
+        .buffer_unordered(ctx.parallelism);
+    while let Some((ti, ui, digests, started)) = results.next().await {
+        let t = &mut tables[ti];
+        match digests {
+            Ok((Some(a), Some(b))) if a == b => {
+                let Some(unit) = t.check.as_ref().map(|c| &c.units[ui]) else {
+                    continue;
+                };
+                let n = unit.bucketing.len();
+                let chunks = unit.source_chunks.len() + unit.target_chunks.len();
+                t.digests[ui] = (Buckets::settled(n, a.rows), Buckets::settled(n, b.rows));
+                settled[ti][ui] = true;
+                t.in_place_units += 1;
+                t.progress
+                    .rows_done
+                    .fetch_add(a.rows + b.rows, Ordering::Relaxed);
+                t.progress
+                    .chunks_done
+                    .fetch_add(chunks as u64, Ordering::Relaxed);
+                t.worked(started);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(table = %t.job.target.name, unit = ui, error = %e, "in-place digest failed; reading the rows instead");
+            }
+        }
+    }
+    settled
+}
+
 /// Reads every unit of every table on both sides, `parallelism` units at a time, and sums the
-/// digests of each side.
+/// digests of each side. Units settled in the databases first are not read.
 pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
+    let settled = settle_in_place(ctx, tables).await;
     struct Task {
         table: usize,
         unit: usize,
@@ -114,6 +195,9 @@ pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
     for (ti, t) in tables.iter().enumerate() {
         let Some(check) = &t.check else { continue };
         for (ui, unit) in check.units.iter().enumerate() {
+            if settled[ti][ui] {
+                continue;
+            }
             // Source and target chunks alternate, so both sides of a unit are read together.
             let n = unit.source_chunks.len().max(unit.target_chunks.len());
             for i in 0..n {

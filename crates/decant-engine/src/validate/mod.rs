@@ -77,6 +77,8 @@ struct TableState {
     tolerated: u64,
     counts: Option<(u64, u64)>,
     chunks_differing: usize,
+    /// Units proven equal by digests computed in the databases, without reading their rows.
+    in_place_units: usize,
     /// When the table's first read started and its last ended: its wall time.
     span: Option<(Instant, Instant)>,
     progress: Arc<TableProgress>,
@@ -193,6 +195,7 @@ async fn validate_inner(
             tolerated: 0,
             counts: None,
             chunks_differing: 0,
+            in_place_units: 0,
             span: None,
         });
     }
@@ -285,6 +288,18 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         }
         None => ("none", vec![], vec![]),
     };
+    if t.in_place_units > 0 {
+        let units = t.check.as_ref().map_or(0, |c| c.units.len());
+        let rest = if t.in_place_units < units {
+            "; the others were read and compared here"
+        } else {
+            ""
+        };
+        notes.push(format!(
+            "{} of {units} chunks proven equal by digests computed in the databases (hash_record_extended){rest}",
+            t.in_place_units
+        ));
+    }
     let counts_differ = t.counts.is_some_and(|(s, g)| s != g);
     let unexplained = t.chunks_differing > 0 && differences.is_empty() && t.tolerated == 0;
     if unexplained && t.error.is_none() {

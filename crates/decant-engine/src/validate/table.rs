@@ -95,6 +95,8 @@ pub(crate) struct TableCheck {
     pub method: Method,
     pub units: Vec<Unit>,
     pub notes: Vec<String>,
+    /// Both sides can digest this table's units in the database (see `compare::settle_in_place`).
+    pub in_place: bool,
 }
 
 impl TableCheck {
@@ -148,6 +150,17 @@ fn find_column<'a>(table: &'a Table, name: &str) -> Option<&'a Column> {
             _ => None,
         }
     })
+}
+
+/// Whether two native type names are the same type, ignoring case and spacing.
+fn same_type(a: &str, b: &str) -> bool {
+    let norm = |t: &str| {
+        t.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
 }
 
 fn buckets_for(rows: u64) -> usize {
@@ -401,7 +414,23 @@ pub(crate) async fn resolve(
         };
         (method, vec![unit])
     };
+    // Both sides digest in place when they hash alike and every column has one type on both:
+    // the same values then give the same hash.
+    let in_place = match (
+        source.in_place_digest_family(),
+        target.in_place_digest_family(),
+    ) {
+        (Some(a), Some(b)) => {
+            a == b
+                && source_read
+                    .iter()
+                    .zip(&target_read)
+                    .all(|(s, t)| same_type(&s.native_type, &t.native_type))
+        }
+        _ => false,
+    };
     Ok(TableCheck {
+        in_place,
         source: job.source.clone(),
         target: target_table.name.clone(),
         source_read,
