@@ -19,7 +19,7 @@ pub use error::ConnectorError;
 pub use registry::{connect_source, connect_target};
 pub use traits::{
     ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, HazardBound, HazardCheck, HazardCount,
-    InPlaceDigest, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,
+    InPlaceDigest, KeyBuckets, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,
     chunk_channel,
 };
 

@@ -69,17 +69,18 @@ pub struct HazardCount {
     pub sample_keys: Vec<String>,
 }
 
-/// A digest of some rows computed inside the database: their count and two order-independent
-/// folds of each row's hash. Equal digests from two sources of the same
+/// A digest of some rows computed inside the database: their count and order-independent folds
+/// of each row's hash. Equal digests from two sources of the same
 /// [`Source::in_place_digest_family`] mean equal rows (up to a hash collision); unequal ones
 /// only mean "look closer" — the caller then compares the rows themselves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InPlaceDigest {
     pub rows: u64,
-    /// XOR of the rows' 64-bit hashes.
+    /// XOR of the rows' 64-bit hashes: a set digest, enough when no row can appear twice.
     pub xor: u64,
-    /// Sum of a 24-bit slice of each hash: unlike the XOR, a row present twice counts twice.
-    pub sum: i64,
+    /// The exact sum of the hashes, when rows may repeat (a XOR cancels a row present twice;
+    /// a sum counts it twice); 0 when not asked for.
+    pub sum: i128,
 }
 
 impl InPlaceDigest {
@@ -88,6 +89,17 @@ impl InPlaceDigest {
         self.xor ^= other.xor;
         self.sum = self.sum.wrapping_add(other.sum);
     }
+}
+
+/// Buckets of equal width over an integer key: row `k` falls in bucket
+/// `clamp((k - lo) / width, 0, count - 1)`, so rows outside `[lo, lo + width * count)` land in
+/// the first or the last bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBuckets {
+    pub column: String,
+    pub lo: i64,
+    pub width: i64,
+    pub count: usize,
 }
 
 /// A source system: introspection, chunk planning and streaming reads.
@@ -137,15 +149,32 @@ pub trait Source: Send + Sync {
     }
 
     /// Digests the rows of `range` over `columns` inside the database, without sending them.
-    /// `None` when a column's type has no hash there that tells every two different values
-    /// apart (the caller then reads the rows).
+    /// `distinct` says no row can appear twice (a unique key holds on both sides), so the
+    /// cheaper XOR suffices; otherwise the digest also sums the hashes. `None` when a column's
+    /// type has no hash there that tells every two different values apart (the caller then
+    /// reads the rows).
     async fn digest_in_place(
         &self,
         table: &TableName,
         range: &ChunkRange,
         columns: &[ReadColumn],
+        distinct: bool,
     ) -> Result<Option<InPlaceDigest>, ConnectorError> {
-        let _ = (table, range, columns);
+        let _ = (table, range, columns, distinct);
+        Ok(None)
+    }
+
+    /// [`Source::digest_in_place`] per bucket of `buckets`: one digest per bucket, in order, so
+    /// a chunk whose digest differs is narrowed down to buckets without reading its rows.
+    async fn digest_buckets_in_place(
+        &self,
+        table: &TableName,
+        range: &ChunkRange,
+        columns: &[ReadColumn],
+        distinct: bool,
+        buckets: &KeyBuckets,
+    ) -> Result<Option<Vec<InPlaceDigest>>, ConnectorError> {
+        let _ = (table, range, columns, distinct, buckets);
         Ok(None)
     }
 }

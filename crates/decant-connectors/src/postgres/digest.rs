@@ -1,6 +1,6 @@
 //! Digests computed inside PostgreSQL: `hash_record_extended` over each row (PostgreSQL 14 and
-//! later), folded by `count`, `bit_xor` and a sum, so a chunk's comparison sends three numbers
-//! instead of its rows.
+//! later), folded by `count` and `bit_xor` (and an exact `sum` where rows may repeat), so a
+//! chunk's comparison sends two or three numbers instead of its rows.
 //!
 //! Only types whose hash tells every two different values apart qualify. Text hashes through
 //! the `C` collation (a nondeterministic collation would hash `'a'` and `'A'` alike); intervals
@@ -11,7 +11,7 @@
 use decant_core::{ChunkRange, Dialect, quote_ident};
 
 use super::source::chunk_predicate;
-use crate::traits::{InPlaceDigest, ReadColumn};
+use crate::traits::{InPlaceDigest, KeyBuckets, ReadColumn};
 
 /// The first server version with `hash_record_extended`.
 pub(super) const MIN_VERSION: i32 = 140_000;
@@ -66,11 +66,15 @@ fn hashed_column(column: &ReadColumn) -> Option<String> {
     }
 }
 
-/// The aggregate query over one chunk, or `None` when a column does not qualify.
+/// The aggregate query over one chunk, or `None` when a column does not qualify. `distinct`
+/// rows need only the XOR (about half the cost of adding the exact sum). With `buckets`, one
+/// row per non-empty bucket, its number first.
 pub(super) fn digest_query(
     qualified_table: &str,
     range: &ChunkRange,
     columns: &[ReadColumn],
+    distinct: bool,
+    buckets: Option<&KeyBuckets>,
 ) -> Option<String> {
     if columns.is_empty() {
         return None;
@@ -79,20 +83,37 @@ pub(super) fn digest_query(
         .iter()
         .map(hashed_column)
         .collect::<Option<Vec<_>>>()?;
-    Some(format!(
-        "SELECT count(*)::int8, coalesce(bit_xor(h), 0)::int8, coalesce(sum((h >> 40)::int4), 0)::int8 \
-         FROM (SELECT hash_record_extended(ROW({}), 0) AS h FROM {qualified_table} WHERE {}) AS rows",
-        hashed.join(", "),
-        chunk_predicate(range)
-    ))
+    let h = format!("hash_record_extended(ROW({}), 0)", hashed.join(", "));
+    let sum = if distinct {
+        "'0'".to_string()
+    } else {
+        format!("coalesce(sum({h}), 0)::text")
+    };
+    let folds = format!("count(*)::int8, coalesce(bit_xor({h}), 0)::int8, {sum}");
+    let from = format!("FROM {qualified_table} WHERE {}", chunk_predicate(range));
+    Some(match buckets {
+        None => format!("SELECT 0::int8, {folds} {from}"),
+        Some(b) => format!(
+            "SELECT greatest(least(({} - ({}::int8)) / {}::int8, {}::int8), 0)::int8 AS bucket, {folds} {from} GROUP BY 1",
+            quote_ident(Dialect::Postgres, &b.column),
+            b.lo,
+            b.width.max(1),
+            b.count.max(1) - 1
+        ),
+    })
 }
 
-pub(super) fn digest_from_row(row: &tokio_postgres::Row) -> InPlaceDigest {
-    InPlaceDigest {
-        rows: row.get::<_, i64>(0) as u64,
-        xor: row.get::<_, i64>(1) as u64,
-        sum: row.get(2),
-    }
+/// One bucket's digest from a row of [`digest_query`]: `(bucket, digest)`.
+pub(super) fn digest_from_row(row: &tokio_postgres::Row) -> Result<(usize, InPlaceDigest), String> {
+    let sum: String = row.get(3);
+    let digest = InPlaceDigest {
+        rows: row.get::<_, i64>(1) as u64,
+        xor: row.get::<_, i64>(2) as u64,
+        sum: sum
+            .parse()
+            .map_err(|e| format!("in-place digest sum `{sum}`: {e}"))?,
+    };
+    Ok((row.get::<_, i64>(0).max(0) as usize, digest))
 }
 
 #[cfg(test)]
@@ -129,6 +150,8 @@ mod tests {
             "\"public\".\"t\"",
             &range,
             &[col("id", "bigint"), col("we\"ird", "character varying(5)")],
+            true,
+            None,
         )
         .unwrap();
         assert!(
@@ -136,9 +159,33 @@ mod tests {
             "{q}"
         );
         assert!(q.contains("\"id\" >= 1 AND \"id\" < 10"), "{q}");
+        assert!(!q.contains("sum("), "distinct rows need no sum: {q}");
+        let q = digest_query("t", &range, &[col("id", "bigint")], false, None).unwrap();
+        assert!(q.contains("sum(hash_record_extended"), "{q}");
+        let buckets = KeyBuckets {
+            column: "id".into(),
+            lo: -5,
+            width: 3,
+            count: 4,
+        };
+        let q = digest_query("t", &range, &[col("id", "bigint")], true, Some(&buckets)).unwrap();
+        assert!(
+            q.contains(
+                "greatest(least((\"id\" - (-5::int8)) / 3::int8, 3::int8), 0)::int8 AS bucket"
+            ),
+            "{q}"
+        );
+        assert!(q.ends_with("GROUP BY 1"), "{q}");
         for native in ["interval", "jsonb", "citext", "integer[]", "json"] {
             assert!(
-                digest_query("t", &range, &[col("id", "bigint"), col("x", native)]).is_none(),
+                digest_query(
+                    "t",
+                    &range,
+                    &[col("id", "bigint"), col("x", native)],
+                    false,
+                    None
+                )
+                .is_none(),
                 "{native} must not be hashed in place"
             );
         }

@@ -18,7 +18,7 @@ use super::types::read_expression;
 use super::{connect, qualified};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
-use crate::traits::{InPlaceDigest, ReadColumn, ReadRequest, Source};
+use crate::traits::{InPlaceDigest, KeyBuckets, ReadColumn, ReadRequest, Source};
 
 /// A PostgreSQL source. Holds the transaction whose snapshot every reader imports.
 pub struct PostgresSource {
@@ -50,6 +50,35 @@ impl PostgresSource {
             snapshot,
             version: version.parse().unwrap_or(0),
         })
+    }
+
+    /// Runs an in-place digest (see `digest.rs`) in the shared snapshot: one digest per bucket
+    /// (one in all without buckets), or `None` when the server or a column type cannot.
+    async fn digest_query(
+        &self,
+        table: &TableName,
+        range: &ChunkRange,
+        columns: &[ReadColumn],
+        distinct: bool,
+        buckets: Option<&KeyBuckets>,
+    ) -> Result<Option<Vec<InPlaceDigest>>, ConnectorError> {
+        if self.in_place_digest_family().is_none() {
+            return Ok(None);
+        }
+        let Some(sql) =
+            super::digest::digest_query(&qualified(table), range, columns, distinct, buckets)
+        else {
+            return Ok(None);
+        };
+        let client = self.reader().await?;
+        let mut out = vec![InPlaceDigest::default(); buckets.map_or(1, |b| b.count.max(1))];
+        for row in client.query(&sql, &[]).await? {
+            let (bucket, digest) =
+                super::digest::digest_from_row(&row).map_err(ConnectorError::Internal)?;
+            let last = out.len() - 1;
+            out[bucket.min(last)].merge(&digest);
+        }
+        Ok(Some(out))
     }
 
     /// The id of the exported snapshot all readers share.
@@ -301,17 +330,24 @@ impl Source for PostgresSource {
         table: &TableName,
         range: &ChunkRange,
         columns: &[ReadColumn],
+        distinct: bool,
     ) -> Result<Option<InPlaceDigest>, ConnectorError> {
-        if self.in_place_digest_family().is_none() {
-            return Ok(None);
-        }
-        let Some(sql) = super::digest::digest_query(&qualified(table), range, columns) else {
-            return Ok(None);
-        };
-        // In the shared snapshot, like every read of this source.
-        let client = self.reader().await?;
-        let row = client.query_one(&sql, &[]).await?;
-        Ok(Some(super::digest::digest_from_row(&row)))
+        Ok(self
+            .digest_query(table, range, columns, distinct, None)
+            .await?
+            .map(|d| d[0]))
+    }
+
+    async fn digest_buckets_in_place(
+        &self,
+        table: &TableName,
+        range: &ChunkRange,
+        columns: &[ReadColumn],
+        distinct: bool,
+        buckets: &KeyBuckets,
+    ) -> Result<Option<Vec<InPlaceDigest>>, ConnectorError> {
+        self.digest_query(table, range, columns, distinct, Some(buckets))
+            .await
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {

@@ -120,10 +120,14 @@ async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bo
     let digest_side = |reader: Arc<dyn Source>,
                        table: TableName,
                        chunks: Vec<ChunkSpec>,
-                       columns: Vec<ReadColumn>| async move {
+                       columns: Vec<ReadColumn>,
+                       distinct: bool| async move {
         let mut total = InPlaceDigest::default();
         for c in &chunks {
-            match reader.digest_in_place(&table, &c.range, &columns).await? {
+            match reader
+                .digest_in_place(&table, &c.range, &columns, distinct)
+                .await?
+            {
                 Some(d) => total.merge(&d),
                 None => return Ok(None),
             }
@@ -139,13 +143,15 @@ async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bo
                     ctx.source.clone(),
                     check.source.clone(),
                     unit.source_chunks.clone(),
-                    check.source_read.clone()
+                    check.source_read.clone(),
+                    check.distinct
                 ),
                 digest_side(
                     ctx.target.clone(),
                     check.target.clone(),
                     unit.target_chunks.clone(),
-                    check.target_read.clone()
+                    check.target_read.clone(),
+                    check.distinct
                 )
             );
             (ti, ui, digests, started)

@@ -97,6 +97,9 @@ pub(crate) struct TableCheck {
     pub notes: Vec<String>,
     /// Both sides can digest this table's units in the database (see `compare::settle_in_place`).
     pub in_place: bool,
+    /// Both sides enforce the key (a primary key, or a unique key of NOT NULL columns): no row
+    /// can appear twice on either side.
+    pub distinct: bool,
 }
 
 impl TableCheck {
@@ -150,6 +153,27 @@ fn find_column<'a>(table: &'a Table, name: &str) -> Option<&'a Column> {
             _ => None,
         }
     })
+}
+
+/// Whether `table` enforces the key at positions `key` of `read` as its primary key or as a
+/// unique key of NOT NULL columns.
+fn key_enforced(table: &Table, key: &[usize], read: &[ReadColumn]) -> bool {
+    let names: Vec<&str> = key.iter().map(|&k| read[k].name.as_str()).collect();
+    let same = |cols: &[String]| {
+        cols.len() == names.len()
+            && cols
+                .iter()
+                .all(|c| names.iter().any(|n| n.eq_ignore_ascii_case(c)))
+    };
+    let not_null = |cols: &[String]| {
+        cols.iter()
+            .all(|c| find_column(table, c).is_some_and(|c| !c.nullable))
+    };
+    same(&table.primary_key)
+        || table
+            .unique_keys
+            .iter()
+            .any(|u| u.unsupported.is_none() && same(&u.columns) && not_null(&u.columns))
 }
 
 /// Whether two native type names are the same type, ignoring case and spacing.
@@ -429,8 +453,12 @@ pub(crate) async fn resolve(
         }
         _ => false,
     };
+    let distinct = !key.is_empty()
+        && key_enforced(source_table, &key, &source_read)
+        && key_enforced(target_table, &key, &target_read);
     Ok(TableCheck {
         in_place,
+        distinct,
         source: job.source.clone(),
         target: target_table.name.clone(),
         source_read,
