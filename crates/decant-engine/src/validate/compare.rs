@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use decant_connectors::{ConnectorError, InPlaceDigest, ReadColumn, Source};
+use decant_connectors::{ConnectorError, InPlaceDigest, KeyBuckets, ReadColumn, Source};
 use decant_core::plan::Plan;
-use decant_core::{ChunkSpec, TableName};
+use decant_core::{ChunkRange, ChunkSpec, TableName};
 use futures::StreamExt;
 
 use super::digest::{Bucketing, Buckets, Filter, ScanError, ScanJob, Side, Sink, scan};
@@ -154,11 +154,33 @@ async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bo
                     check.distinct
                 )
             );
-            (ti, ui, digests, started)
+            // Digests that differ are narrowed to buckets in the databases too, so that only
+            // the differing buckets' rows are read here, not the whole unit.
+            let buckets = match &digests {
+                Ok((Some(a), Some(b))) if a != b => bucket_digests(ctx, &check, ui).await,
+                _ => None,
+            };
+            (ti, ui, digests, buckets, started)
         })
         .buffer_unordered(ctx.parallelism);
-    while let Some((ti, ui, digests, started)) = results.next().await {
+    while let Some((ti, ui, digests, buckets, started)) = results.next().await {
         let t = &mut tables[ti];
+        if let Some((a, b)) = buckets {
+            let chunks = t.check.as_ref().map_or(0, |c| {
+                c.units[ui].source_chunks.len() + c.units[ui].target_chunks.len()
+            });
+            t.progress
+                .rows_done
+                .fetch_add(a.rows() + b.rows(), Ordering::Relaxed);
+            t.progress
+                .chunks_done
+                .fetch_add(chunks as u64, Ordering::Relaxed);
+            t.digests[ui] = (a, b);
+            settled[ti][ui] = true;
+            t.in_place_narrowed += 1;
+            t.worked(started);
+            continue;
+        }
         match digests {
             Ok((Some(a), Some(b))) if a == b => {
                 let Some(unit) = t.check.as_ref().map(|c| &c.units[ui]) else {
@@ -184,6 +206,68 @@ async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bo
         }
     }
     settled
+}
+
+/// Per-bucket digests of both sides of a key-range unit, computed in the databases, or `None`
+/// when the unit is not one chunk per side bucketed by an integer key, or a side cannot.
+async fn bucket_digests(
+    ctx: &Ctx<'_>,
+    check: &TableCheck,
+    ui: usize,
+) -> Option<(Buckets, Buckets)> {
+    let unit = &check.units[ui];
+    let Bucketing::Range { lo, width, buckets } = unit.bucketing else {
+        return None;
+    };
+    let ([source], [target]) = (unit.source_chunks.as_slice(), unit.target_chunks.as_slice())
+    else {
+        return None;
+    };
+    let (lo, width) = (i64::try_from(lo).ok()?, i64::try_from(width).ok()?);
+    let side = |reader: Arc<dyn Source>,
+                table: &TableName,
+                chunk: &ChunkSpec,
+                columns: &[ReadColumn]| {
+        let ChunkRange::IntKey { column, .. } = &chunk.range else {
+            return futures::future::Either::Left(async { None });
+        };
+        let by = KeyBuckets {
+            column: column.clone(),
+            lo,
+            width,
+            count: buckets,
+        };
+        let (table, range, columns) = (table.clone(), chunk.range.clone(), columns.to_vec());
+        let distinct = check.distinct;
+        futures::future::Either::Right(async move {
+            match reader
+                .digest_buckets_in_place(&table, &range, &columns, distinct, &by)
+                .await
+            {
+                Ok(Some(d)) if d.len() == by.count.max(1) => Some(Buckets::from_in_place(&d)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(table = %table, error = %e, "in-place bucket digests failed; reading the rows instead");
+                    None
+                }
+            }
+        })
+    };
+    let (a, b) = tokio::join!(
+        side(
+            ctx.source.clone(),
+            &check.source,
+            source,
+            &check.source_read
+        ),
+        side(
+            ctx.target.clone(),
+            &check.target,
+            target,
+            &check.target_read
+        )
+    );
+    Some((a?, b?))
 }
 
 /// Reads every unit of every table on both sides, `parallelism` units at a time, and sums the

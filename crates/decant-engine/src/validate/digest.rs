@@ -124,6 +124,20 @@ impl Buckets {
         b
     }
 
+    /// Buckets from per-bucket digests computed in a database: equal exactly when the two
+    /// sides' in-place digests (same family) are equal, bucket by bucket.
+    pub fn from_in_place(digests: &[decant_connectors::InPlaceDigest]) -> Buckets {
+        Buckets(
+            digests
+                .iter()
+                .map(|d| Digest {
+                    rows: d.rows,
+                    sum: (d.sum as u128) ^ (u128::from(d.xor) << 64),
+                })
+                .collect(),
+        )
+    }
+
     fn add(&mut self, bucket: usize, hash: u128) {
         self.0[bucket].add(hash);
     }

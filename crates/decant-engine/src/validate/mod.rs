@@ -79,6 +79,8 @@ struct TableState {
     chunks_differing: usize,
     /// Units proven equal by digests computed in the databases, without reading their rows.
     in_place_units: usize,
+    /// Differing units narrowed down to buckets by digests computed in the databases.
+    in_place_narrowed: usize,
     /// When the table's first read started and its last ended: its wall time.
     span: Option<(Instant, Instant)>,
     progress: Arc<TableProgress>,
@@ -196,6 +198,7 @@ async fn validate_inner(
             counts: None,
             chunks_differing: 0,
             in_place_units: 0,
+            in_place_narrowed: 0,
             span: None,
         });
     }
@@ -298,6 +301,12 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         notes.push(format!(
             "{} of {units} chunks proven equal by digests computed in the databases (hash_record_extended){rest}",
             t.in_place_units
+        ));
+    }
+    if t.in_place_narrowed > 0 {
+        notes.push(format!(
+            "{} differing chunks narrowed down to key ranges by digests computed in the databases; only those ranges' rows were read",
+            t.in_place_narrowed
         ));
     }
     let counts_differ = t.counts.is_some_and(|(s, g)| s != g);
