@@ -241,15 +241,29 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     store
         .set_job_state(&job_id, JobState::Running, None)
         .await?;
-    let result = execute(plan, opts, &store, source.clone(), target.clone(), &loaded).await;
+    // With `validate.mode = "checksum"`, every chunk is hashed as it loads, so that the
+    // validation reads only the target for the chunks this process loaded.
+    let checksum = plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
+    let recorded = checksum.then(|| Arc::new(crate::validate::InRunDigests::default()));
+    let result = execute(
+        plan,
+        opts,
+        &store,
+        source.clone(),
+        target.clone(),
+        &loaded,
+        recorded.clone(),
+    )
+    .await;
     // `validate.mode = "checksum"`: the run proves every value, not only the counts, before it
     // reports success.
     let result = match result {
-        Ok(mut summary) if plan.validate.mode == decant_core::plan::ValidateMode::Checksum => {
+        Ok(mut summary) if checksum => {
             progress.set_phase("validating");
             let vopts = crate::validate::ValidateOptions {
                 state_path: Some(opts.state_path.clone()),
                 progress: progress.clone(),
+                recorded,
                 ..Default::default()
             };
             match crate::validate::validate_plan(plan, &vopts).await {
@@ -465,6 +479,8 @@ struct ChunkTask {
     rejected: Arc<std::sync::atomic::AtomicU64>,
     /// `load.max_rejects`.
     max_rejects: u64,
+    /// Where the chunk's digest goes once it commits (`validate.mode = "checksum"`).
+    recorded: Option<Arc<crate::validate::InRunDigests>>,
 }
 
 /// Batches of one chunk held at once: two in each of the two channels, one being built by the
@@ -488,6 +504,7 @@ async fn execute(
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
     loaded: &Loaded,
+    recorded: Option<Arc<crate::validate::InRunDigests>>,
 ) -> Result<RunSummary, EngineError> {
     let progress = opts.progress.clone();
     let job_id = loaded.job_id.as_str();
@@ -551,6 +568,9 @@ async fn execute(
         let slots =
             (max_memory as usize / (BATCHES_IN_FLIGHT * 2 * row_width)).clamp(1, parallelism);
         let slots = Arc::new(tokio::sync::Semaphore::new(slots));
+        if let Some(r) = &recorded {
+            r.add_table(t, &specs);
+        }
         let table = Arc::new(t.clone());
         for c in specs
             .into_iter()
@@ -565,6 +585,7 @@ async fn execute(
                 max_memory,
                 rejected: rejected.clone(),
                 max_rejects: plan.load.max_rejects,
+                recorded: recorded.clone(),
             });
         }
     }
@@ -852,6 +873,10 @@ async fn attempt_chunk(
     let (rtx, mut rrx) = mpsc::channel(2);
     let (wtx, wrx) = chunk_channel(2);
     let reader = tokio::spawn(async move { source.read_chunk(&request, rtx).await });
+    let mut hasher = task
+        .recorded
+        .as_ref()
+        .and_then(|r| r.hasher(t, &task.chunk));
     let relay = async {
         let mut bytes = 0u64;
         let mut changed = LocalCounts::new();
@@ -902,6 +927,9 @@ async fn attempt_chunk(
             task.progress
                 .bytes_done
                 .fetch_add(converted.get_array_memory_size() as u64, Ordering::Relaxed);
+            if let Some(h) = hasher.as_mut() {
+                h.add(&converted);
+            }
             wtx.send(converted).await?;
         }
         let read = reader.await??;
@@ -944,6 +972,9 @@ async fn attempt_chunk(
         *changed.entry(key).or_default() += n;
     }
     reserved.keep();
+    if let (Some(r), Some(h)) = (&task.recorded, hasher) {
+        r.record(h);
+    }
     Ok((written, bytes, changed))
 }
 

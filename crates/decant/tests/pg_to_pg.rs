@@ -341,7 +341,11 @@ async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
         .await
         .unwrap();
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "[validate]\nmode = \"checksum\"\n");
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 1000\n[validate]\nmode = \"checksum\"\n",
+    );
     let summary = w.path().join("s.json");
     assert_success(&w.decant(&[
         "run",
@@ -353,4 +357,82 @@ async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(s["validation"], "checksum: match (1 tables)");
+    // The source digests were taken as the chunks streamed to the target: the check read
+    // only the target.
+    let db = rusqlite::Connection::open(w.state()).unwrap();
+    let report: String = db
+        .query_row(
+            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let table = &report["tables"][0];
+    let chunks = table["chunks"].as_u64().unwrap();
+    assert!(chunks >= 5, "{table:#}");
+    let notes = table["notes"].to_string();
+    assert!(
+        notes.contains(&format!(
+            "{chunks} of {chunks} chunks compared with the digests computed as the run loaded them"
+        )),
+        "{table:#}"
+    );
+    assert_eq!(table["source_rows"], 5000);
+    assert_eq!(table["target_rows"], 5000);
+}
+
+#[tokio::test]
+async fn the_in_run_checksum_catches_a_row_the_target_changed_as_it_was_written() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 3000) g;")
+        .await
+        .unwrap();
+    // The target rewrites one row on its way in: what was sent and what is stored differ.
+    dst.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF NEW.id = 2042 THEN NEW.v := 'tampered'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER tamper BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION tamper();",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let plan = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nchunk_rows = 1000\nif_exists = \"append\"\n[validate]\nmode = \"checksum\"\n",
+    );
+    let out = w.decant(&["run", "-q", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("validation (checksum) found differences in 1 table(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let db = rusqlite::Connection::open(w.state()).unwrap();
+    let report: String = db
+        .query_row(
+            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let table = &report["tables"][0];
+    assert!(
+        table["notes"]
+            .to_string()
+            .contains("chunks compared with the digests computed as the run loaded them"),
+        "{table:#}"
+    );
+    let diffs = table["differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 1, "{table:#}");
+    assert_eq!(diffs[0]["kind"], "changed", "{table:#}");
+    assert_eq!(diffs[0]["key"], serde_json::json!(["2042"]), "{table:#}");
+    assert_eq!(diffs[0]["columns"][0]["target"], "tampered", "{table:#}");
 }

@@ -12,6 +12,7 @@ use decant_core::{ChunkRange, ChunkSpec, TableName};
 use futures::StreamExt;
 
 use super::digest::{Bucketing, Buckets, Filter, ScanError, ScanJob, Side, Sink, scan};
+use super::inrun::{InRunDigests, Layout};
 use super::report::Difference;
 use super::table::{Method, TableCheck};
 use super::{TableState, ValidateOptions, diff};
@@ -24,6 +25,8 @@ pub(super) struct Ctx<'a> {
     pub plan: &'a Plan,
     pub parallelism: usize,
     pub batch_rows: usize,
+    /// Source digests recorded while `decant run` loaded the chunks.
+    pub recorded: Option<Arc<InRunDigests>>,
 }
 
 impl Ctx<'_> {
@@ -106,7 +109,11 @@ pub(super) async fn count_tables(ctx: &Ctx<'_>, tables: &mut [TableState]) {
 /// settled. A unit whose digests differ, or that cannot be digested in place, or whose query
 /// failed, stays unsettled: it is read and hashed here, which finds the rows that differ (or
 /// proves that none does) and reports a real failure with its retries.
-async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bool>> {
+async fn settle_in_place(
+    ctx: &Ctx<'_>,
+    tables: &mut [TableState],
+    from_run: &[Vec<bool>],
+) -> Vec<Vec<bool>> {
     let mut settled: Vec<Vec<bool>> = tables
         .iter()
         .map(|t| vec![false; t.digests.len()])
@@ -114,7 +121,11 @@ async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bo
     let mut tasks = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         if let Some(check) = t.check.clone().filter(|c| c.in_place) {
-            tasks.extend((0..check.units.len()).map(|ui| (ti, ui, check.clone())));
+            tasks.extend(
+                (0..check.units.len())
+                    .filter(|&ui| !from_run[ti][ui])
+                    .map(|ui| (ti, ui, check.clone())),
+            );
         }
     }
     let digest_side = |reader: Arc<dyn Source>,
@@ -208,6 +219,38 @@ async fn settle_in_place(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bo
     settled
 }
 
+/// Takes the source digests `decant run` recorded for units planned alike (see `inrun`):
+/// those units' sources are not read again. Returns, per table and unit, whether it got one.
+fn take_recorded(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bool>> {
+    let mut from_run: Vec<Vec<bool>> = tables
+        .iter()
+        .map(|t| vec![false; t.digests.len()])
+        .collect();
+    let Some(recorded) = &ctx.recorded else {
+        return from_run;
+    };
+    for (ti, t) in tables.iter_mut().enumerate() {
+        let Some(check) = t.check.clone() else {
+            continue;
+        };
+        let layout = Layout::of(&check);
+        let table = t.job.target.name.to_string();
+        for (ui, unit) in check.units.iter().enumerate() {
+            let [chunk] = unit.source_chunks.as_slice() else {
+                continue;
+            };
+            if let Some(b) = recorded.take(&table, &layout, chunk, unit.bucketing) {
+                t.progress.rows_done.fetch_add(b.rows(), Ordering::Relaxed);
+                t.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                t.digests[ui].0 = b;
+                from_run[ti][ui] = true;
+                t.from_run_units += 1;
+            }
+        }
+    }
+    from_run
+}
+
 /// Per-bucket digests of both sides of a key-range unit, computed in the databases, or `None`
 /// when the unit is not one chunk per side bucketed by an integer key, or a side cannot.
 async fn bucket_digests(
@@ -273,7 +316,8 @@ async fn bucket_digests(
 /// Reads every unit of every table on both sides, `parallelism` units at a time, and sums the
 /// digests of each side. Units settled in the databases first are not read.
 pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
-    let settled = settle_in_place(ctx, tables).await;
+    let from_run = take_recorded(ctx, tables);
+    let settled = settle_in_place(ctx, tables, &from_run).await;
     struct Task {
         table: usize,
         unit: usize,
@@ -295,6 +339,9 @@ pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
                     (Side::Source, &unit.source_chunks),
                     (Side::Target, &unit.target_chunks),
                 ] {
+                    if side == Side::Source && from_run[ti][ui] {
+                        continue;
+                    }
                     if let Some(chunk) = chunks.get(i) {
                         tasks.push(Task {
                             table: ti,

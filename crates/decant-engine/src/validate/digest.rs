@@ -316,29 +316,43 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError
 
 /// Buffers reused from row to row.
 #[derive(Default)]
-struct RowState {
+pub(crate) struct RowState {
     buf: Vec<u8>,
     offsets: Vec<u32>,
 }
 
 impl RowState {
     fn visit(&mut self, check: &TableCheck, by: Bucketing, batch: &RecordBatch, sink: &mut Sink) {
-        let encoder = RowEncoder::new(batch.columns(), &check.kinds);
+        self.visit_rows(&check.kinds, &check.order, check.key_len, by, batch, sink);
+    }
+
+    /// Hashes every row of `batch`: `kinds` per column, columns in `order`, the first `key_len`
+    /// of them the key.
+    pub(crate) fn visit_rows(
+        &mut self,
+        kinds: &[decant_core::canonical::Canonical],
+        order: &[usize],
+        key_len: usize,
+        by: Bucketing,
+        batch: &RecordBatch,
+        sink: &mut Sink,
+    ) {
+        let encoder = RowEncoder::new(batch.columns(), kinds);
         let range_key = match by {
-            Bucketing::Range { .. } => check.order.first().map(|&k| batch.column(k).as_ref()),
+            Bucketing::Range { .. } => order.first().map(|&k| batch.column(k).as_ref()),
             Bucketing::Hash { .. } => None,
         };
         for row in 0..batch.num_rows() {
             self.buf.clear();
             self.offsets.clear();
-            for &col in &check.order {
+            for &col in order {
                 self.offsets.push(self.buf.len() as u32);
                 encoder.encode(col, row, &mut self.buf);
             }
             self.offsets.push(self.buf.len() as u32);
             let hash = row_hash(&self.buf);
-            let key_end = self.offsets[check.key_len] as usize;
-            let key_hash = if check.key_len > 0 {
+            let key_end = self.offsets[key_len] as usize;
+            let key_hash = if key_len > 0 {
                 xxhash_rust::xxh3::xxh3_64(&self.buf[..key_end])
             } else {
                 (hash >> 64) as u64
@@ -350,7 +364,7 @@ impl RowState {
                     if !filter.wants(bucket, key_hash) {
                         continue;
                     }
-                    let key = if check.key_len > 0 {
+                    let key = if key_len > 0 {
                         self.buf[..key_end].to_vec()
                     } else {
                         hash.to_le_bytes().to_vec()

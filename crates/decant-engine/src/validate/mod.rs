@@ -8,6 +8,7 @@ mod compare;
 mod diff;
 mod digest;
 pub mod html;
+mod inrun;
 mod record;
 mod report;
 mod rules;
@@ -21,6 +22,7 @@ use std::time::Instant;
 use decant_connectors::{connect_source, connect_target};
 use decant_core::plan::Plan;
 
+pub use inrun::{ChunkHasher, InRunDigests};
 pub use report::{
     ColumnDiff, DiffKind, Difference, Outcome, RuleKind, RuleResult, RuleStatus, TableReport,
     ValidationReport,
@@ -49,6 +51,8 @@ pub struct ValidateOptions {
     /// Check integrity and business rules on the target.
     pub check_rules: bool,
     pub progress: Arc<Progress>,
+    /// Source digests `decant run` recorded as it loaded (`validate.mode = "checksum"`).
+    pub recorded: Option<Arc<InRunDigests>>,
 }
 
 impl Default for ValidateOptions {
@@ -61,6 +65,7 @@ impl Default for ValidateOptions {
             max_rows_in_memory: 400_000,
             check_rules: true,
             progress: Arc::new(Progress::default()),
+            recorded: None,
         }
     }
 }
@@ -81,6 +86,8 @@ struct TableState {
     in_place_units: usize,
     /// Differing units narrowed down to buckets by digests computed in the databases.
     in_place_narrowed: usize,
+    /// Units whose source digest was recorded as `decant run` loaded them.
+    from_run_units: usize,
     /// When the table's first read started and its last ended: its wall time.
     span: Option<(Instant, Instant)>,
     progress: Arc<TableProgress>,
@@ -199,6 +206,7 @@ async fn validate_inner(
             chunks_differing: 0,
             in_place_units: 0,
             in_place_narrowed: 0,
+            from_run_units: 0,
             span: None,
         });
     }
@@ -209,6 +217,7 @@ async fn validate_inner(
         plan,
         parallelism: plan.load.parallelism.max(1),
         batch_rows: plan.load.batch_rows.max(1),
+        recorded: opts.recorded.clone(),
     };
     if opts.counts_only {
         progress.set_phase("counting rows");
@@ -301,6 +310,13 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         notes.push(format!(
             "{} of {units} chunks proven equal by digests computed in the databases (hash_record_extended){rest}",
             t.in_place_units
+        ));
+    }
+    if t.from_run_units > 0 {
+        let units = t.check.as_ref().map_or(0, |c| c.units.len());
+        notes.push(format!(
+            "{} of {units} chunks compared with the digests computed as the run loaded them: the source was not read again for them",
+            t.from_run_units
         ));
     }
     if t.in_place_narrowed > 0 {

@@ -205,8 +205,20 @@ fn by_range(lo: i128, span: i128, rows: u64) -> Bucketing {
     }
 }
 
+/// The key width of a table's bounded chunks, which its open-ended first and last chunks borrow.
+pub(crate) fn chunk_step(chunks: &[ChunkSpec]) -> Option<i128> {
+    chunks.iter().find_map(|c| match c.range {
+        ChunkRange::IntKey {
+            lo: Some(l),
+            hi: Some(h),
+            ..
+        } => Some(h as i128 - l as i128),
+        _ => None,
+    })
+}
+
 /// Range buckets for a key-range chunk; an open-ended chunk borrows the width of the others.
-fn chunk_bucketing(range: &ChunkRange, step: Option<i128>, rows: u64) -> Bucketing {
+pub(crate) fn chunk_bucketing(range: &ChunkRange, step: Option<i128>, rows: u64) -> Bucketing {
     match (range, step) {
         (
             ChunkRange::IntKey {
@@ -236,6 +248,27 @@ fn chunk_bucketing(range: &ChunkRange, step: Option<i128>, rows: u64) -> Bucketi
             buckets: buckets_for(rows),
         },
     }
+}
+
+/// The keys rows may be matched by, best first: the plan's primary key, then its unique keys
+/// of NOT NULL columns.
+pub(crate) fn key_candidates(job: &TableJob) -> impl Iterator<Item = &Vec<String>> {
+    std::iter::once(&job.target.primary_key)
+        .chain(
+            job.target
+                .unique_keys
+                .iter()
+                .filter(|u| {
+                    u.columns.iter().all(|c| {
+                        job.target
+                            .columns
+                            .iter()
+                            .any(|t| &t.name == c && !t.nullable)
+                    })
+                })
+                .map(|u| &u.columns),
+        )
+        .filter(|k| !k.is_empty())
 }
 
 /// Resolves `job` against the target's catalog and plans its units. An `Err` is a message for
@@ -315,22 +348,7 @@ pub(crate) async fn resolve(
             .iter()
             .position(|c| *c == n || c.eq_ignore_ascii_case(n))
     };
-    let candidates = std::iter::once(job.target.primary_key.clone()).chain(
-        job.target
-            .unique_keys
-            .iter()
-            .filter(|u| {
-                u.columns.iter().all(|c| {
-                    job.target
-                        .columns
-                        .iter()
-                        .any(|t| &t.name == c && !t.nullable)
-                })
-            })
-            .map(|u| u.columns.clone()),
-    );
-    let key: Vec<usize> = candidates
-        .filter(|k| !k.is_empty())
+    let key: Vec<usize> = key_candidates(job)
         .find_map(|k| k.iter().map(position).collect::<Option<Vec<usize>>>())
         .unwrap_or_default();
     let mut order = key.clone();
@@ -371,14 +389,7 @@ pub(crate) async fn resolve(
     let (method, units) = if aligned {
         let target_key = target_read[key[0]].name.clone();
         let integer_key = is_integer(schema.field(key[0]).data_type());
-        let step = source_chunks.iter().find_map(|c| match c.range {
-            ChunkRange::IntKey {
-                lo: Some(l),
-                hi: Some(h),
-                ..
-            } => Some(h as i128 - l as i128),
-            _ => None,
-        });
+        let step = chunk_step(&source_chunks);
         let units = source_chunks
             .into_iter()
             .map(|c| {
