@@ -38,26 +38,43 @@ pub enum StoreError {
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Initialized,
+    /// Waiting for a slot under the service's concurrency limit.
+    Queued,
     Running,
+    /// Held between chunks by the service.
+    Paused,
     Succeeded,
     Failed,
     Cancelled,
+    /// Undone by `decant rollback` or `POST /migration/rollback`.
+    RolledBack,
 }
 
 impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Initialized => "initialized",
+            JobState::Queued => "queued",
             JobState::Running => "running",
+            JobState::Paused => "paused",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::RolledBack => "rolled_back",
         }
+    }
+
+    /// A job in this state is never resumed: it succeeded or was rolled back.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::RolledBack)
     }
 
     fn parse(s: &str) -> JobState {
         match s {
+            "queued" => JobState::Queued,
             "running" => JobState::Running,
+            "paused" => JobState::Paused,
+            "rolled_back" => JobState::RolledBack,
             "succeeded" => JobState::Succeeded,
             "failed" => JobState::Failed,
             "cancelled" => JobState::Cancelled,
@@ -112,6 +129,28 @@ pub struct ChunkRecord {
     pub state: String,
     pub rows_done: i64,
     pub attempts: i64,
+}
+
+/// One table's result of a job, as recorded in `success_records`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuccessRecord {
+    pub table_name: String,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub target_rows: Option<i64>,
+    pub finished_at: String,
+}
+
+/// One error of a job, as recorded in `error_logs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub id: i64,
+    pub table_name: Option<String>,
+    pub chunk_id: Option<String>,
+    /// `User`, `External` or `Internal`.
+    pub domain: String,
+    pub message: String,
+    pub created_at: String,
 }
 
 fn now() -> String {
@@ -208,7 +247,7 @@ impl Store {
         let t = now();
         let finished = matches!(
             state,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::RolledBack
         )
         .then_some(&t);
         sqlx::query("UPDATE migration_jobs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?")
@@ -229,6 +268,108 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Every job, newest first.
+    pub async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, state, plan_json, plan_fingerprint, schema_fingerprint, error, created_at \
+             FROM migration_jobs ORDER BY created_at DESC, rowid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job_from_row).collect())
+    }
+
+    /// The stored run summary (JSON) of a job that finished.
+    pub async fn summary(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT summary_json FROM migration_jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    /// The per-table results of a job (`success_records`).
+    pub async fn results(&self, job: &str) -> Result<Vec<SuccessRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT table_name, rows_read, rows_written, target_rows, finished_at FROM success_records \
+             WHERE job_id = ? ORDER BY table_name",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SuccessRecord {
+                table_name: r.get(0),
+                rows_read: r.get(1),
+                rows_written: r.get(2),
+                target_rows: r.get(3),
+                finished_at: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The errors (not the rejects) of a job, oldest first.
+    pub async fn error_records(&self, job: &str) -> Result<Vec<ErrorRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, table_name, chunk_id, domain, message, created_at FROM error_logs \
+             WHERE job_id = ? AND kind = 'error' ORDER BY id",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ErrorRecord {
+                id: r.get(0),
+                table_name: r.get(1),
+                chunk_id: r.get(2),
+                domain: r.get(3),
+                message: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Records the keys one chunk of an append load inserted, replacing an earlier attempt's.
+    pub async fn replace_inserted_keys(
+        &self,
+        job: &str,
+        table: &str,
+        chunk: &str,
+        keys: &[i64],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO inserted_keys (job_id, table_name, chunk_id, keys_json) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (job_id, table_name, chunk_id) DO UPDATE SET keys_json = excluded.keys_json",
+        )
+        .bind(job)
+        .bind(table)
+        .bind(chunk)
+        .bind(serde_json::to_string(keys)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The keys recorded per chunk of one table of a job: `(chunk_id, keys)`.
+    pub async fn inserted_keys(
+        &self,
+        job: &str,
+        table: &str,
+    ) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT chunk_id, keys_json FROM inserted_keys WHERE job_id = ? AND table_name = ? ORDER BY chunk_id",
+        )
+        .bind(job)
+        .bind(table)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), serde_json::from_str(&r.get::<String, _>(1))?)))
+            .collect()
     }
 
     /// Deletes a job and everything recorded for it.
