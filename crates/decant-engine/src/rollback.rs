@@ -48,7 +48,7 @@ pub async fn rollback(
     job_id: &str,
     force: bool,
 ) -> Result<RollbackReport, EngineError> {
-    let store = Store::open_sqlite(state_path).await?;
+    let store = Store::open(state_path).await?;
     let job = store
         .job(job_id)
         .await?

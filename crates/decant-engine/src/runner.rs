@@ -155,7 +155,7 @@ fn fingerprints(plan: &Plan, job_plan: &JobPlan) -> Result<(String, String), Eng
 /// then loads it. Refuses while an unfinished job of the same name exists.
 pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, EngineError> {
     plan.check()?;
-    let store = Store::open_sqlite(&opts.state_path).await?;
+    let store = Store::open(&opts.state_path).await?;
     let name = plan.job_name().to_string();
     if let Some(job) = store
         .latest_job(&name)
@@ -246,7 +246,7 @@ fn blocking_hazards(report: &crate::preflight::PreflightReport) -> Vec<String> {
 pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     let progress = opts.progress.clone();
-    let store = Store::open_sqlite(&opts.state_path).await?;
+    let store = Store::open(&opts.state_path).await?;
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");

@@ -20,7 +20,7 @@ pub use jobs::JobManager;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    /// The SQLite control store file.
+    /// The control store: a SQLite file, or a `postgres://` URL.
     pub state_path: PathBuf,
     /// Jobs loading at once; further jobs queue.
     pub max_concurrent: usize,
@@ -84,7 +84,7 @@ pub struct Server {
 impl Server {
     /// Opens the store, binds the address and puts jobs that were running back in the queue.
     pub async fn bind(config: &ServerConfig) -> Result<Server, ServerError> {
-        let store = Store::open_sqlite(&config.state_path).await?;
+        let store = Store::open(&config.state_path).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {

@@ -140,7 +140,8 @@ enum Command {
         /// The address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// The control store: a SQLite file (or sqlite://FILE).
+        /// The control store: a SQLite file (or sqlite://FILE), or postgres://USER@HOST/DB (the
+        /// database must exist; the schema is created or migrated at start).
         #[arg(
             long,
             value_name = "URL",

@@ -13,25 +13,35 @@ pub struct Flags {
     pub max_concurrent: usize,
 }
 
-/// The SQLite file a `--store` value names: a path, or `sqlite://path`.
-fn store_path(store: &str) -> anyhow::Result<PathBuf> {
-    if store.starts_with("postgres://") || store.starts_with("postgresql://") {
-        anyhow::bail!(
-            "--store {store}: the PostgreSQL control store is not available yet; use a SQLite file (the default, .decant/state.db)"
-        );
+/// Where the control store is: a `postgres://` URL as it is, else a SQLite file (a path, or
+/// `sqlite://path`).
+fn store_location(store: &str) -> PathBuf {
+    if decant_store::is_postgres_location(store) {
+        return PathBuf::from(store);
     }
-    Ok(PathBuf::from(
+    PathBuf::from(
         store
             .strip_prefix("sqlite://")
             .or_else(|| store.strip_prefix("sqlite:"))
             .unwrap_or(store),
-    ))
+    )
+}
+
+/// The store for messages: a PostgreSQL URL without its password.
+fn shown(store: &str) -> String {
+    match url::Url::parse(store) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => store.to_string(),
+    }
 }
 
 pub async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     let config = ServerConfig {
         listen: flags.listen,
-        state_path: store_path(&flags.store)?,
+        state_path: store_location(&flags.store),
         max_concurrent: flags.max_concurrent,
     };
     let server = Server::bind(&config)
@@ -46,7 +56,7 @@ pub async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     eprintln!(
         "decant serve: listening on http://{} (store {}, at most {} jobs at once)",
         server.addr,
-        config.state_path.display(),
+        shown(&flags.store),
         config.max_concurrent
     );
     server

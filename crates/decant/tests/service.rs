@@ -1,6 +1,7 @@
 //! `decant serve` through a real HTTP client: every endpoint, bad requests, 10 concurrent jobs,
 //! pause/resume/cancel, restart-and-resume (SIGKILL of the service) and rollback, against the
-//! real PostgreSQL on localhost and SQLite files, with the SQLite control store.
+//! real PostgreSQL on localhost and SQLite files; the endpoint and restart tests run on both
+//! control stores (a SQLite file, and a fresh PostgreSQL database).
 
 mod common;
 use std::io::{BufRead, BufReader};
@@ -19,16 +20,26 @@ struct Service {
 
 impl Service {
     fn start(w: &Workdir, max_concurrent: usize) -> Service {
+        Service::start_on(w, max_concurrent, None)
+    }
+
+    /// `store`: a `postgres://` control store; `None` is the SQLite file of the work dir.
+    fn start_on(w: &Workdir, max_concurrent: usize, store: Option<&str>) -> Service {
+        let max = max_concurrent.to_string();
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-concurrent",
+            &max,
+            "--log",
+            "info",
+        ];
+        if let Some(url) = store {
+            args.extend(["--store", url]);
+        }
         let mut child = w
-            .command(&[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--max-concurrent",
-                &max_concurrent.to_string(),
-                "--log",
-                "info",
-            ])
+            .command(&args)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn decant serve");
@@ -166,11 +177,29 @@ fn assert_error_shape(body: &Value, code: &str) {
 
 #[tokio::test]
 async fn every_endpoint_answers_and_bad_requests_get_one_error_shape() {
+    every_endpoint(None).await;
+}
+
+#[tokio::test]
+async fn every_endpoint_on_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    every_endpoint(Some(&store.url)).await;
+    let jobs: i64 = store
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM migration_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 1, "the job lives in the PostgreSQL store");
+}
+
+async fn every_endpoint(store: Option<&str>) {
     let src = PgTestDb::create().await;
     let dst = PgTestDb::create().await;
     source_rows(&src, 5000).await;
     let w = Workdir::new();
-    let svc = Service::start(&w, 10);
+    let svc = Service::start_on(&w, 10, store);
 
     assert_eq!(svc.get("/healthz").await, (200, json!({"status": "ok"})));
     let (code, doc) = svc.get("/api/v1/openapi.json").await;
@@ -485,12 +514,22 @@ async fn pause_holds_new_chunks_resume_finishes_cancel_stops_and_run_resumes() {
 
 #[tokio::test]
 async fn a_killed_service_resumes_its_running_job_exactly_once_at_restart() {
+    killed_and_restarted(None).await;
+}
+
+#[tokio::test]
+async fn a_killed_service_resumes_from_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    killed_and_restarted(Some(&store.url)).await;
+}
+
+async fn killed_and_restarted(store: Option<&str>) {
     let src = PgTestDb::create().await;
     let dst = PgTestDb::create().await;
     source_rows(&src, 300_000).await;
     let w = Workdir::new();
     let job = {
-        let svc = Service::start(&w, 10);
+        let svc = Service::start_on(&w, 10, store);
         let job = svc
             .initialize(plan(
                 "restart",
@@ -517,7 +556,7 @@ async fn a_killed_service_resumes_its_running_job_exactly_once_at_restart() {
         before < 60,
         "the kill came before the end ({before} chunks)"
     );
-    let svc = Service::start(&w, 10);
+    let svc = Service::start_on(&w, 10, store);
     let done = svc.wait_state(&job, "succeeded").await;
     assert_eq!(done["rows_done"], 300_000, "{done}");
     assert_eq!(
