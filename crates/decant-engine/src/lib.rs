@@ -2,6 +2,7 @@
 //! (parallel chunks over bounded channels, exactly-once commits, resume, verification), and
 //! validation (digests over canonical values, row-level diffs, rules on the target).
 
+pub mod control;
 pub mod convert;
 pub mod error;
 pub mod estimate;
@@ -10,12 +11,15 @@ pub mod planner;
 pub mod policy;
 pub mod preflight;
 pub mod progress;
+pub mod rollback;
 pub mod runner;
 pub mod validate;
 
+pub use control::JobControl;
 pub use error::EngineError;
 pub use planner::{JobPlan, TableJob, build_plan};
 pub use preflight::{Finding, PreflightReport, preflight};
 pub use progress::{Progress, TableProgress};
-pub use runner::{RunOptions, RunSummary, TableSummary, run};
+pub use rollback::{RollbackReport, rollback};
+pub use runner::{Initialized, RunOptions, RunSummary, TableSummary, initialize, run};
 pub use validate::{ValidateOptions, ValidationReport, validate_plan};

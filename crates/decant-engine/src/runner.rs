@@ -27,7 +27,7 @@ use crate::progress::{Progress, TableProgress};
 use decant_core::hazard::ScanMode;
 
 /// How a run is carried out, beyond the plan.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// The control store file (default `./.decant/state.db`).
     pub state_path: PathBuf,
@@ -36,6 +36,30 @@ pub struct RunOptions {
     /// Overrides `load.max_memory` (bytes).
     pub max_memory: Option<u64>,
     pub progress: Arc<Progress>,
+    /// Pause, resume and cancel between chunks (the HTTP service holds the other end).
+    pub control: crate::control::JobControl,
+}
+
+/// A job planned and stored by [`initialize`], ready for [`run`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Initialized {
+    pub job_id: String,
+    pub job_name: String,
+    /// Per table: mapping, DDL and what happens to an existing target table.
+    pub tables: Vec<InitializedTable>,
+    pub chunks: usize,
+    pub warnings: Vec<String>,
+    pub views_not_migrated: Vec<String>,
+    pub hazards: Vec<Finding>,
+}
+
+/// One table of an initialized job.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitializedTable {
+    pub decision: String,
+    pub chunks: usize,
+    #[serde(flatten)]
+    pub table: TableJob,
 }
 
 /// One table's outcome.
@@ -116,11 +140,113 @@ struct Loaded {
     chunks: HashMap<String, Vec<ChunkSpec>>,
 }
 
+/// The plan and source-schema fingerprints a resumed job must match.
+fn fingerprints(plan: &Plan, job_plan: &JobPlan) -> Result<(String, String), EngineError> {
+    // What the load depends on: validation settings may change between a crash and a resume.
+    let plan_fp = fingerprint(&decant_core::plan::Plan {
+        validate: Default::default(),
+        ..plan.clone()
+    })?;
+    Ok((plan_fp, fingerprint(&schema_facts(job_plan))?))
+}
+
+/// Validates `plan`, introspects source and target, runs the planning scan, computes mapping,
+/// DDL and chunks, and stores the job without touching the target. [`run`] with the same plan
+/// then loads it. Refuses while an unfinished job of the same name exists.
+pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, EngineError> {
+    plan.check()?;
+    let store = Store::open(&opts.state_path).await?;
+    let name = plan.job_name().to_string();
+    if let Some(job) = store
+        .latest_job(&name)
+        .await?
+        .filter(|j| !j.state.is_final())
+    {
+        return Err(EngineError::Plan(vec![format!(
+            "job {} of the same name ({name}) is {}; give the plan another `name`, or roll back or finish that job",
+            job.id,
+            job.state.as_str()
+        )]));
+    }
+    let source = connect_source(&plan.source_url()?).await?;
+    let target = connect_target(&plan.target_url()?).await?;
+    let catalog = source.introspect(&plan.source.schemas).await?;
+    let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
+    let (plan_fp, schema_fp) = fingerprints(plan, &job_plan)?;
+    let mut hazards = Vec::new();
+    if plan.policies.scan != ScanMode::Off {
+        opts.progress.set_phase("scanning for hazards");
+        let report = preflight(
+            &job_plan,
+            &catalog,
+            source.as_ref(),
+            plan.policies.scan,
+            &plan.load,
+        )
+        .await?;
+        let blocking = blocking_hazards(&report);
+        if !blocking.is_empty() {
+            return Err(EngineError::Hazards(blocking));
+        }
+        hazards = report.findings;
+    }
+    let loaded = create_job(
+        plan,
+        &job_plan,
+        &catalog.tables,
+        source.as_ref(),
+        target.as_ref(),
+        &store,
+        &plan_fp,
+        &schema_fp,
+    )
+    .await?;
+    let tables: Vec<InitializedTable> = loaded
+        .tables
+        .iter()
+        .map(|(t, d)| InitializedTable {
+            decision: d.clone(),
+            chunks: loaded
+                .chunks
+                .get(&t.target.name.to_string())
+                .map_or(0, Vec::len),
+            table: t.clone(),
+        })
+        .collect();
+    Ok(Initialized {
+        job_id: loaded.job_id,
+        job_name: name,
+        chunks: tables.iter().map(|t| t.chunks).sum(),
+        tables,
+        warnings: job_plan.warnings.clone(),
+        views_not_migrated: job_plan.views_not_migrated.clone(),
+        hazards,
+    })
+}
+
+fn blocking_hazards(report: &crate::preflight::PreflightReport) -> Vec<String> {
+    report
+        .blocking()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}.{}: {} in {} rows (e.g. {}); resolve with {}",
+                f.table,
+                f.column,
+                f.kind,
+                f.rows,
+                f.sample_keys.join(", "),
+                f.resolve
+            )
+        })
+        .collect()
+}
+
 /// Runs (or resumes) the job of `plan` to the end.
 pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     let progress = opts.progress.clone();
-    let store = Store::open_sqlite(&opts.state_path).await?;
+    let store = Store::open(&opts.state_path).await?;
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");
@@ -128,12 +254,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let target = connect_target(&target_url).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
-    // What the load depends on: validation settings may change between a crash and a resume.
-    let plan_fp = fingerprint(&decant_core::plan::Plan {
-        validate: Default::default(),
-        ..plan.clone()
-    })?;
-    let schema_fp = fingerprint(&schema_facts(&job_plan))?;
+    let (plan_fp, schema_fp) = fingerprints(plan, &job_plan)?;
     let name = plan.job_name().to_string();
 
     let mut scan_findings = Vec::new();
@@ -141,7 +262,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let unfinished = store
         .latest_job(&name)
         .await?
-        .filter(|j| j.state != JobState::Succeeded);
+        .filter(|j| !j.state.is_final());
     let loaded = match unfinished {
         Some(job) if opts.restart => {
             progress.set_phase("restarting");
@@ -180,8 +301,9 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                 });
             }
             Some(Loaded {
+                // A job that `initialize` stored has loaded nothing yet: its first run is no resume.
+                resumed: job.state != JobState::Initialized,
                 job_id: job.id,
-                resumed: true,
                 tables,
                 chunks,
             })
@@ -202,21 +324,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                     &plan.load,
                 )
                 .await?;
-                let blocking: Vec<String> = report
-                    .blocking()
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{}.{}: {} in {} rows (e.g. {}); resolve with {}",
-                            f.table,
-                            f.column,
-                            f.kind,
-                            f.rows,
-                            f.sample_keys.join(", "),
-                            f.resolve
-                        )
-                    })
-                    .collect();
+                let blocking = blocking_hazards(&report);
                 if !blocking.is_empty() {
                     return Err(EngineError::Hazards(blocking));
                 }
@@ -310,9 +418,12 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             store
                 .log_error(&job_id, None, None, &format!("{:?}", e.domain()), &message)
                 .await?;
-            store
-                .set_job_state(&job_id, JobState::Failed, Some(&message))
-                .await?;
+            let state = if matches!(e, EngineError::Cancelled) {
+                JobState::Cancelled
+            } else {
+                JobState::Failed
+            };
+            store.set_job_state(&job_id, state, Some(&message)).await?;
             Err(e)
         }
     }
@@ -481,6 +592,33 @@ struct ChunkTask {
     max_rejects: u64,
     /// Where the chunk's digest goes once it commits (`validate.mode = "checksum"`).
     recorded: Option<Arc<crate::validate::InRunDigests>>,
+    /// For an append load into a table that existed: the target column (index) of its integer
+    /// key, whose values each chunk records so that a rollback can delete exactly its rows.
+    key_capture: Option<usize>,
+}
+
+/// The column whose inserted values an append load records for rollback: the target's
+/// single-column integer primary key.
+fn key_capture(t: &TableJob, decision: &str) -> Option<usize> {
+    if decision != "append" {
+        return None;
+    }
+    match t.target.primary_key.as_slice() {
+        [key] => t.target.columns.iter().position(|c| {
+            &c.name == key
+                && matches!(
+                    c.logical.arrow_type(),
+                    arrow_schema::DataType::Int8
+                        | arrow_schema::DataType::Int16
+                        | arrow_schema::DataType::Int32
+                        | arrow_schema::DataType::Int64
+                        | arrow_schema::DataType::UInt8
+                        | arrow_schema::DataType::UInt16
+                        | arrow_schema::DataType::UInt32
+                )
+        }),
+        _ => None,
+    }
 }
 
 /// Batches of one chunk held at once: two in each of the two channels, one being built by the
@@ -546,8 +684,9 @@ async fn execute(
         rejected_before.values().sum(),
     ));
     let mut tasks = Vec::new();
-    for (t, _) in &loaded.tables {
+    for (t, decision) in &loaded.tables {
         let key = t.target.name.to_string();
+        let key_capture = key_capture(t, decision);
         let specs = loaded.chunks.get(&key).cloned().unwrap_or_default();
         let estimated: u64 = specs.iter().map(|c| c.estimated_rows).sum();
         let tp = progress.add_table(&key, estimated.max(t.row_estimate), specs.len() as u64);
@@ -586,6 +725,7 @@ async fn execute(
                 rejected: rejected.clone(),
                 max_rejects: plan.load.max_rejects,
                 recorded: recorded.clone(),
+                key_capture,
             });
         }
     }
@@ -604,6 +744,11 @@ async fn execute(
             async move {
                 if failed.load(Ordering::Relaxed) {
                     return Ok(()); // a chunk failed for good: start nothing new
+                }
+                // Paused: wait here, before the chunk starts; cancelled: start nothing new.
+                // Chunks already past this point run to their commit.
+                if !opts.control.proceed().await {
+                    return Err(EngineError::Cancelled);
                 }
                 let _slot = task
                     .slots
@@ -878,6 +1023,7 @@ async fn attempt_chunk(
         .as_ref()
         .and_then(|r| r.hasher(t, &task.chunk));
     let relay = async {
+        let mut keys: Vec<i64> = Vec::new();
         let mut bytes = 0u64;
         let mut changed = LocalCounts::new();
         while let Some(batch) = rrx.recv().await {
@@ -920,6 +1066,16 @@ async fn attempt_chunk(
                     ),
                 }
             })?;
+            if let Some(col) = task.key_capture {
+                let values =
+                    arrow_cast::cast(converted.column(col), &arrow_schema::DataType::Int64)
+                        .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+                keys.extend(
+                    arrow_array::cast::as_primitive_array::<arrow_array::types::Int64Type>(&values)
+                        .iter()
+                        .flatten(),
+                );
+            }
             let n = converted.num_rows() as u64;
             bytes += converted.get_array_memory_size() as u64;
             counted.fetch_add(n, Ordering::Relaxed);
@@ -947,6 +1103,14 @@ async fn attempt_chunk(
             .await
             .map_err(|e| ConnectorError::Internal(e.to_string()))?;
         reserved.reserve(quarantined.len() as u64, task.max_rejects)?;
+        // What rollback deletes, stored before the chunk may commit (a chunk whose marker
+        // never commits has its keys ignored by rollback).
+        if task.key_capture.is_some() {
+            store
+                .replace_inserted_keys(job_id, &t.target.name.to_string(), &task.chunk.id, &keys)
+                .await
+                .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+        }
         // Only a reader that finished cleanly lets the writer commit.
         wtx.finish().await?;
         Ok::<_, ConnectorError>((read, bytes, changed))

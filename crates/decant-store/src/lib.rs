@@ -1,17 +1,22 @@
 //! Control-plane persistence: jobs, table mappings, chunk progress, errors and results.
 //!
-//! The embedded default is a SQLite file (`./.decant/state.db`); the schema lives in
-//! `migrations/`, applied at open.
+//! The embedded default is a SQLite file (`./.decant/state.db`); PostgreSQL (`postgres://...`)
+//! holds the same schema for a shared control plane. Each backend has its migrations
+//! (`migrations/sqlite`, `migrations/postgres`), applied at open. Queries are written once, with
+//! `$N` parameters, which both backends take.
 
 use std::path::Path;
 use std::str::FromStr;
 
 use decant_core::Reject;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Row, migrate::Migrator};
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Executor, Row, migrate::Migrator};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Errors of the control store.
 #[derive(Debug, thiserror::Error)]
@@ -38,26 +43,43 @@ pub enum StoreError {
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Initialized,
+    /// Waiting for a slot under the service's concurrency limit.
+    Queued,
     Running,
+    /// Held between chunks by the service.
+    Paused,
     Succeeded,
     Failed,
     Cancelled,
+    /// Undone by `decant rollback` or `POST /migration/rollback`.
+    RolledBack,
 }
 
 impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Initialized => "initialized",
+            JobState::Queued => "queued",
             JobState::Running => "running",
+            JobState::Paused => "paused",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::RolledBack => "rolled_back",
         }
+    }
+
+    /// A job in this state is never resumed: it succeeded or was rolled back.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::RolledBack)
     }
 
     fn parse(s: &str) -> JobState {
         match s {
+            "queued" => JobState::Queued,
             "running" => JobState::Running,
+            "paused" => JobState::Paused,
+            "rolled_back" => JobState::RolledBack,
             "succeeded" => JobState::Succeeded,
             "failed" => JobState::Failed,
             "cancelled" => JobState::Cancelled,
@@ -114,6 +136,28 @@ pub struct ChunkRecord {
     pub attempts: i64,
 }
 
+/// One table's result of a job, as recorded in `success_records`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuccessRecord {
+    pub table_name: String,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub target_rows: Option<i64>,
+    pub finished_at: String,
+}
+
+/// One error of a job, as recorded in `error_logs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub id: i64,
+    pub table_name: Option<String>,
+    pub chunk_id: Option<String>,
+    /// `User`, `External` or `Internal`.
+    pub domain: String,
+    pub message: String,
+    pub created_at: String,
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339()
 }
@@ -121,10 +165,41 @@ fn now() -> String {
 /// The control store.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+}
+
+/// Whether a store location names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_location(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
 impl Store {
+    /// Opens the store at `location`: a `postgres://` URL, or else a SQLite file path
+    /// (`sqlite://` prefix allowed).
+    pub async fn open(location: &Path) -> Result<Store, StoreError> {
+        let text = location.to_string_lossy();
+        if is_postgres_location(&text) {
+            return Store::open_postgres(&text).await;
+        }
+        let path = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+            .unwrap_or(&text);
+        Store::open_sqlite(Path::new(path)).await
+    }
+
+    /// Connects to the PostgreSQL store at `url` (the database must exist) and applies
+    /// migrations.
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(url)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
     /// Opens (creating if needed) the SQLite store at `path` and applies migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -133,14 +208,23 @@ impl Store {
                 source,
             })?;
         }
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        sqlx::any::install_default_drivers();
+        let url = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
+            .to_url_lossy();
+        // Through the Any driver, which knows only the URL: the pragmas are set per connection.
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(AnyConnectOptions::from_url(&url)?)
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         Ok(Store { pool })
@@ -150,7 +234,7 @@ impl Store {
     pub async fn latest_job(&self, name: &str) -> Result<Option<JobRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, state, plan_json, plan_fingerprint, schema_fingerprint, error, created_at \
-             FROM migration_jobs WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+             FROM migration_jobs WHERE name = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -161,7 +245,7 @@ impl Store {
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, state, plan_json, plan_fingerprint, schema_fingerprint, error, created_at \
-             FROM migration_jobs WHERE id = ?",
+             FROM migration_jobs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -183,7 +267,7 @@ impl Store {
         let t = now();
         sqlx::query(
             "INSERT INTO migration_jobs (id, name, state, plan_json, plan_fingerprint, schema_fingerprint, \
-             source_url, target_url, created_at, updated_at) VALUES (?, ?, 'initialized', ?, ?, ?, ?, ?, ?, ?)",
+             source_url, target_url, created_at, updated_at) VALUES ($1, $2, 'initialized', $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id)
         .bind(name)
@@ -208,10 +292,10 @@ impl Store {
         let t = now();
         let finished = matches!(
             state,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::RolledBack
         )
         .then_some(&t);
-        sqlx::query("UPDATE migration_jobs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?")
+        sqlx::query("UPDATE migration_jobs SET state = $1, error = $2, updated_at = $3, finished_at = $4 WHERE id = $5")
             .bind(state.as_str())
             .bind(error)
             .bind(&t)
@@ -223,7 +307,7 @@ impl Store {
     }
 
     pub async fn set_summary(&self, id: &str, summary_json: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE migration_jobs SET summary_json = ? WHERE id = ?")
+        sqlx::query("UPDATE migration_jobs SET summary_json = $1 WHERE id = $2")
             .bind(summary_json)
             .bind(id)
             .execute(&self.pool)
@@ -231,9 +315,111 @@ impl Store {
         Ok(())
     }
 
+    /// Every job, newest first.
+    pub async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, state, plan_json, plan_fingerprint, schema_fingerprint, error, created_at \
+             FROM migration_jobs ORDER BY created_at DESC, id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job_from_row).collect())
+    }
+
+    /// The stored run summary (JSON) of a job that finished.
+    pub async fn summary(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT summary_json FROM migration_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    /// The per-table results of a job (`success_records`).
+    pub async fn results(&self, job: &str) -> Result<Vec<SuccessRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT table_name, rows_read, rows_written, target_rows, finished_at FROM success_records \
+             WHERE job_id = $1 ORDER BY table_name",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SuccessRecord {
+                table_name: r.get(0),
+                rows_read: r.get(1),
+                rows_written: r.get(2),
+                target_rows: r.get(3),
+                finished_at: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The errors (not the rejects) of a job, oldest first.
+    pub async fn error_records(&self, job: &str) -> Result<Vec<ErrorRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, table_name, chunk_id, domain, message, created_at FROM error_logs \
+             WHERE job_id = $1 AND kind = 'error' ORDER BY id",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ErrorRecord {
+                id: r.get(0),
+                table_name: r.get(1),
+                chunk_id: r.get(2),
+                domain: r.get(3),
+                message: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Records the keys one chunk of an append load inserted, replacing an earlier attempt's.
+    pub async fn replace_inserted_keys(
+        &self,
+        job: &str,
+        table: &str,
+        chunk: &str,
+        keys: &[i64],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO inserted_keys (job_id, table_name, chunk_id, keys_json) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (job_id, table_name, chunk_id) DO UPDATE SET keys_json = excluded.keys_json",
+        )
+        .bind(job)
+        .bind(table)
+        .bind(chunk)
+        .bind(serde_json::to_string(keys)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The keys recorded per chunk of one table of a job: `(chunk_id, keys)`.
+    pub async fn inserted_keys(
+        &self,
+        job: &str,
+        table: &str,
+    ) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT chunk_id, keys_json FROM inserted_keys WHERE job_id = $1 AND table_name = $2 ORDER BY chunk_id",
+        )
+        .bind(job)
+        .bind(table)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), serde_json::from_str(&r.get::<String, _>(1))?)))
+            .collect()
+    }
+
     /// Deletes a job and everything recorded for it.
     pub async fn delete_job(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM migration_jobs WHERE id = ?")
+        sqlx::query("DELETE FROM migration_jobs WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -253,7 +439,7 @@ impl Store {
         for m in mappings {
             sqlx::query(
                 "INSERT INTO source_mappings (job_id, source_table, target_table, load_order, decision, mapping_json) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(job)
             .bind(&m.source_table)
@@ -267,7 +453,7 @@ impl Store {
         for c in chunks {
             sqlx::query(
                 "INSERT INTO progress_tracking (job_id, table_name, chunk_id, chunk_order, range_json, estimated_rows, \
-                 state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                 state, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
             )
             .bind(job)
             .bind(&c.table_name)
@@ -286,7 +472,7 @@ impl Store {
     pub async fn mappings(&self, job: &str) -> Result<Vec<MappingRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT source_table, target_table, load_order, decision, mapping_json FROM source_mappings \
-             WHERE job_id = ? ORDER BY load_order",
+             WHERE job_id = $1 ORDER BY load_order",
         )
         .bind(job)
         .fetch_all(&self.pool)
@@ -306,7 +492,7 @@ impl Store {
     pub async fn chunks(&self, job: &str) -> Result<Vec<ChunkRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT table_name, chunk_id, chunk_order, range_json, estimated_rows, state, rows_done, attempts \
-             FROM progress_tracking WHERE job_id = ? ORDER BY table_name, chunk_order",
+             FROM progress_tracking WHERE job_id = $1 ORDER BY table_name, chunk_order",
         )
         .bind(job)
         .fetch_all(&self.pool)
@@ -338,9 +524,9 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE progress_tracking SET state = ?, rows_done = ?, bytes_done = ?, error = ?, updated_at = ?, \
-             attempts = attempts + CASE WHEN ? = 'running' THEN 1 ELSE 0 END \
-             WHERE job_id = ? AND table_name = ? AND chunk_id = ?",
+            "UPDATE progress_tracking SET state = $1, rows_done = $2, bytes_done = $3, error = $4, updated_at = $5, \
+             attempts = attempts + CASE WHEN $6 = 'running' THEN 1 ELSE 0 END \
+             WHERE job_id = $7 AND table_name = $8 AND chunk_id = $9",
         )
         .bind(state)
         .bind(rows as i64)
@@ -365,7 +551,7 @@ impl Store {
         message: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(job)
         .bind(table)
@@ -380,7 +566,7 @@ impl Store {
 
     pub async fn errors(&self, job: &str) -> Result<Vec<(Option<String>, String)>, StoreError> {
         let rows =
-            sqlx::query("SELECT table_name, message FROM error_logs WHERE job_id = ? AND kind = 'error' ORDER BY id")
+            sqlx::query("SELECT table_name, message FROM error_logs WHERE job_id = $1 AND kind = 'error' ORDER BY id")
                 .bind(job)
                 .fetch_all(&self.pool)
                 .await?;
@@ -399,7 +585,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "DELETE FROM error_logs WHERE job_id = ? AND kind = 'reject' AND table_name = ? AND chunk_id = ?",
+            "DELETE FROM error_logs WHERE job_id = $1 AND kind = 'reject' AND table_name = $2 AND chunk_id = $3",
         )
         .bind(job)
         .bind(table)
@@ -410,7 +596,7 @@ impl Store {
         for r in rejects {
             sqlx::query(
                 "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at, kind, location, rule, record) \
-                 VALUES (?, ?, ?, 'User', ?, ?, 'reject', ?, ?, ?)",
+                 VALUES ($1, $2, $3, 'User', $4, $5, 'reject', $6, $7, $8)",
             )
             .bind(job)
             .bind(table)
@@ -431,7 +617,7 @@ impl Store {
     pub async fn rejects(&self, job: &str) -> Result<Vec<RejectRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, table_name, chunk_id, location, rule, message, record, created_at FROM error_logs \
-             WHERE job_id = ? AND kind = 'reject' ORDER BY id",
+             WHERE job_id = $1 AND kind = 'reject' ORDER BY id",
         )
         .bind(job)
         .fetch_all(&self.pool)
@@ -459,7 +645,7 @@ impl Store {
         job: &str,
     ) -> Result<std::collections::BTreeMap<(String, String), u64>, StoreError> {
         let rows = sqlx::query(
-            "SELECT table_name, chunk_id, count(*) FROM error_logs WHERE job_id = ? AND kind = 'reject' \
+            "SELECT table_name, chunk_id, count(*) FROM error_logs WHERE job_id = $1 AND kind = 'reject' \
              GROUP BY table_name, chunk_id",
         )
         .bind(job)
@@ -489,7 +675,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO success_records (job_id, table_name, rows_read, rows_written, target_rows, finished_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, table_name) DO UPDATE SET rows_read = excluded.rows_read, \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, table_name) DO UPDATE SET rows_read = excluded.rows_read, \
              rows_written = excluded.rows_written, target_rows = excluded.target_rows, finished_at = excluded.finished_at",
         )
         .bind(job)
@@ -526,7 +712,7 @@ impl Store {
     pub async fn record_validation(&self, run: &ValidationRunRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO validation_runs (id, job_name, job_id, outcome, tables, differences, rules_failed, \
-             report_json, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             report_json, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&run.id)
         .bind(&run.job_name)
@@ -550,8 +736,8 @@ impl Store {
     ) -> Result<Option<ValidationRunRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, job_name, job_id, outcome, tables, differences, rules_failed, report_json, \
-             started_at, finished_at FROM validation_runs WHERE job_name = ? \
-             ORDER BY started_at DESC, rowid DESC LIMIT 1",
+             started_at, finished_at FROM validation_runs WHERE job_name = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .bind(job_name)
         .fetch_optional(&self.pool)
@@ -571,7 +757,7 @@ impl Store {
     }
 }
 
-fn job_from_row(r: &sqlx::sqlite::SqliteRow) -> JobRecord {
+fn job_from_row(r: &AnyRow) -> JobRecord {
     JobRecord {
         id: r.get(0),
         name: r.get(1),
@@ -594,6 +780,45 @@ mod tests {
         let store = Store::open_sqlite(&dir.path().join("state.db"))
             .await
             .unwrap();
+        round_trip(store).await;
+    }
+
+    /// The same on PostgreSQL, in a database made for this test (`DECANT_TEST_PG` names the
+    /// server; unreachable fails, never skips).
+    #[tokio::test]
+    async fn jobs_plans_and_chunks_round_trip_on_postgres() {
+        let admin = std::env::var("DECANT_TEST_PG")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into());
+        let name = format!("decant_store_t_{}", std::process::id());
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        let store = Store::open(Path::new(&url)).await.unwrap();
+        round_trip(store.clone()).await;
+        // Applying the migrations again (a second service start) is a no-op.
+        Store::open(Path::new(&url)).await.unwrap();
+        store.pool.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    async fn round_trip(store: Store) {
         store
             .create_job("j1", "shop", "{}", "pf", "sf", "sqlite://a", "sqlite://b")
             .await
@@ -660,6 +885,35 @@ mod tests {
             (latest.id.as_str(), latest.outcome.as_str()),
             ("v1", "match")
         );
+        store
+            .replace_inserted_keys("j1", "t", "whole", &[1, 2, 3])
+            .await
+            .unwrap();
+        store
+            .replace_inserted_keys("j1", "t", "whole", &[4, 5])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.inserted_keys("j1", "t").await.unwrap(),
+            vec![("whole".to_string(), vec![4, 5])],
+            "a retried chunk's keys replace its earlier attempt's"
+        );
+        store
+            .log_error("j1", Some("t"), None, "User", "boom")
+            .await
+            .unwrap();
+        store
+            .record_success("j1", "t", 10, 10, Some(10))
+            .await
+            .unwrap();
+        assert_eq!(store.error_records("j1").await.unwrap()[0].message, "boom");
+        assert_eq!(store.results("j1").await.unwrap()[0].rows_written, 10);
+        assert_eq!(store.list_jobs().await.unwrap().len(), 1);
+        store
+            .set_job_state("j1", JobState::RolledBack, None)
+            .await
+            .unwrap();
+        assert!(store.job("j1").await.unwrap().unwrap().state.is_final());
         store.delete_job("j1").await.unwrap();
         let kept = store.latest_validation("shop").await.unwrap().unwrap();
         assert_eq!(

@@ -4,7 +4,9 @@ mod inspect;
 mod plan;
 mod preflight;
 mod render;
+mod rollback;
 mod run;
+mod serve;
 mod validate;
 
 use std::path::PathBuf;
@@ -128,6 +130,50 @@ enum Command {
         )]
         state: PathBuf,
     },
+    /// Run Decant as an HTTP service: initialize, run, validate, pause, resume, cancel and roll
+    /// back jobs over a JSON API, with live status (also as server-sent events) and an OpenAPI
+    /// document at /api/v1/openapi.json. Jobs that were running when it stopped resume at start.
+    ///
+    /// There is no authentication yet: it warns when listening beyond loopback. See
+    /// docs/service.md.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The control store: a SQLite file (or sqlite://FILE), or postgres://USER@HOST/DB (the
+        /// database must exist; the schema is created or migrated at start).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        store: String,
+        /// Jobs that load at once; further jobs queue.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        max_concurrent: usize,
+    },
+    /// Undo a job on the target: drop the tables it created, delete the rows an append load
+    /// inserted (by the keys it recorded). Truncate and drop loads destroyed the old rows and
+    /// are refused unless --force. Exit 0 when rolled back, 1 when refused, 2 on errors.
+    Rollback {
+        /// The job id (`decant run` prints it; GET /api/v1/jobs lists them).
+        job: String,
+        /// Go ahead with truncate and drop loads, whose earlier rows cannot be restored.
+        #[arg(long)]
+        force: bool,
+        /// Print what was undone as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The control store (job and chunk state).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        state: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -181,6 +227,24 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Serve {
+                listen,
+                store,
+                max_concurrent,
+            } => {
+                serve::serve(serve::Flags {
+                    listen,
+                    store,
+                    max_concurrent,
+                })
+                .await
+            }
+            Command::Rollback {
+                job,
+                force,
+                json,
+                state,
+            } => rollback::rollback(&state, &job, force, json).await,
             Command::Run {
                 plan,
                 restart,

@@ -29,6 +29,7 @@ pub async fn run(path: &Path, flags: Flags) -> anyhow::Result<ExitCode> {
         restart: flags.restart,
         max_memory,
         progress: progress.clone(),
+        ..Default::default()
     };
     let stop = Arc::new(tokio::sync::Notify::new());
     let renderer = (!flags.quiet)

@@ -33,7 +33,7 @@ pub(super) async fn record(
     report: &ValidationReport,
     started_at: &str,
 ) -> Result<(), EngineError> {
-    let store = Store::open_sqlite(path).await?;
+    let store = Store::open(path).await?;
     let job = store.latest_job(plan.job_name()).await?;
     if let Some(job) = &job {
         for t in &report.tables {
@@ -100,7 +100,7 @@ pub(super) async fn record_failure(
     error: &EngineError,
     started_at: &str,
 ) -> Result<(), EngineError> {
-    let store = Store::open_sqlite(path).await?;
+    let store = Store::open(path).await?;
     let job = store.latest_job(plan.job_name()).await?;
     let message = format!("validation failed: {error}");
     if let Some(job) = &job {

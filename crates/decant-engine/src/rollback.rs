@@ -1,0 +1,174 @@
+//! Rollback: undo what a job did to the target, from what it recorded.
+//!
+//! Tables the job created are dropped; rows an append load inserted into a table that existed
+//! are deleted by the integer keys each committed chunk recorded. Truncate and drop loads
+//! destroyed the old rows before loading and cannot be undone: rollback refuses them unless
+//! asked to go ahead anyway, and then says what it could not restore.
+
+use std::path::Path;
+
+use decant_connectors::connect_target;
+use decant_core::ident::quote_qualified;
+use decant_core::plan::Plan;
+use decant_core::quote_ident;
+use decant_store::{JobState, Store};
+use serde::Serialize;
+
+use crate::error::EngineError;
+use crate::planner::TableJob;
+
+/// Keys deleted per statement.
+const DELETE_BATCH: usize = 1000;
+
+/// What a rollback did, per table.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub job_id: String,
+    pub tables: Vec<RolledBackTable>,
+    /// What could not be restored (only with `force`).
+    pub warnings: Vec<String>,
+}
+
+/// One table's rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBackTable {
+    pub table: String,
+    /// The job's decision for the table: `create`, `append`, `truncate` or `drop`.
+    pub decision: String,
+    /// `dropped` or `deleted inserted rows`.
+    pub action: String,
+    /// Rows deleted (append loads).
+    pub rows_deleted: Option<u64>,
+}
+
+/// Undoes job `job_id`: the job must not be running. `force` goes ahead with truncate and drop
+/// loads, whose earlier rows are lost (they are reported in `warnings`).
+pub async fn rollback(
+    state_path: &Path,
+    job_id: &str,
+    force: bool,
+) -> Result<RollbackReport, EngineError> {
+    let store = Store::open(state_path).await?;
+    let job = store
+        .job(job_id)
+        .await?
+        .ok_or_else(|| EngineError::Plan(vec![format!("there is no job {job_id}")]))?;
+    match job.state {
+        JobState::Running | JobState::Queued | JobState::Paused => {
+            return Err(EngineError::Plan(vec![format!(
+                "job {job_id} is {}; cancel it first, then roll it back",
+                job.state.as_str()
+            )]));
+        }
+        JobState::RolledBack => {
+            return Err(EngineError::Plan(vec![format!(
+                "job {job_id} is already rolled back"
+            )]));
+        }
+        _ => {}
+    }
+    let plan: Plan = serde_json::from_str(&job.plan_json)?;
+    let mut mappings = store.mappings(job_id).await?;
+    let lossy: Vec<String> = mappings
+        .iter()
+        .filter(|m| m.decision == "truncate" || m.decision == "drop")
+        .map(|m| {
+            format!(
+                "{}: the job {} it before loading; the rows it held before cannot be restored",
+                m.target_table,
+                if m.decision == "drop" {
+                    "dropped and re-created"
+                } else {
+                    "truncated"
+                }
+            )
+        })
+        .collect();
+    if !lossy.is_empty() && !force {
+        return Err(EngineError::Plan(
+            lossy
+                .into_iter()
+                .chain(["roll back with force to go ahead anyway (the job's tables are dropped or emptied)".to_string()])
+                .collect(),
+        ));
+    }
+    let target = connect_target(&plan.target_url()?).await?;
+    let dialect = target.dialect();
+    target.prepare_markers().await?;
+    let committed = target.committed_chunks(job_id).await?;
+    // Children before parents: the reverse of the load order, which follows foreign keys.
+    mappings.sort_by_key(|m| std::cmp::Reverse(m.load_order));
+    let mut tables = Vec::new();
+    for m in &mappings {
+        let t: TableJob = serde_json::from_str(&m.mapping_json)?;
+        let exists = target.table_exists(&t.target.name).await?;
+        let (action, rows_deleted) = match m.decision.as_str() {
+            "create" | "drop" => {
+                if exists {
+                    target.execute(std::slice::from_ref(&t.ddl.drop)).await?;
+                }
+                ("dropped".to_string(), None)
+            }
+            "truncate" => {
+                if exists {
+                    target
+                        .execute(std::slice::from_ref(&t.ddl.truncate))
+                        .await?;
+                }
+                ("emptied".to_string(), None)
+            }
+            _ => {
+                let [key] = t.target.primary_key.as_slice() else {
+                    return Err(EngineError::Plan(vec![format!(
+                        "{}: an append load into a table without a single-column integer key recorded no keys; it cannot be rolled back",
+                        m.target_table
+                    )]));
+                };
+                let table = quote_qualified(
+                    dialect,
+                    t.target.name.schema.as_deref(),
+                    &t.target.name.name,
+                );
+                let column = quote_ident(dialect, key);
+                let mut deleted = 0u64;
+                for (chunk, keys) in store.inserted_keys(job_id, &m.target_table).await? {
+                    let chunk_committed = committed
+                        .iter()
+                        .any(|c| c.table == m.target_table && c.chunk_id == chunk);
+                    if !chunk_committed {
+                        continue; // its rows rolled back with its transaction
+                    }
+                    // Integers recorded by the job: formatting them into the statement is safe.
+                    let statements: Vec<String> = keys
+                        .chunks(DELETE_BATCH)
+                        .map(|part| {
+                            let list: Vec<String> = part.iter().map(i64::to_string).collect();
+                            format!(
+                                "DELETE FROM {table} WHERE {column} IN ({})",
+                                list.join(", ")
+                            )
+                        })
+                        .collect();
+                    target.execute(&statements).await?;
+                    deleted += keys.len() as u64;
+                }
+                ("deleted inserted rows".to_string(), Some(deleted))
+            }
+        };
+        tables.push(RolledBackTable {
+            table: m.target_table.clone(),
+            decision: m.decision.clone(),
+            action,
+            rows_deleted,
+        });
+    }
+    target.delete_markers(job_id).await?;
+    store
+        .set_job_state(job_id, JobState::RolledBack, None)
+        .await?;
+    Ok(RollbackReport {
+        job_id: job_id.to_string(),
+        tables,
+        warnings: if force { lossy } else { Vec::new() },
+    })
+}

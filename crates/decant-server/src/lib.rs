@@ -1,0 +1,120 @@
+//! Decant as a service: the HTTP API over the engine, with a job manager (concurrency limit,
+//! queue, pause/resume/cancel, resume at start), SSE progress and an OpenAPI document.
+
+pub mod error;
+pub mod jobs;
+pub mod openapi;
+pub mod routes;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::routing::{get, post};
+use decant_store::Store;
+
+pub use jobs::JobManager;
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The control store: a SQLite file, or a `postgres://` URL.
+    pub state_path: PathBuf,
+    /// Jobs loading at once; further jobs queue.
+    pub max_concurrent: usize,
+}
+
+/// Errors of starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The control store could not be opened.
+    #[error(transparent)]
+    Store(#[from] decant_store::StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The API's routes over `manager`.
+pub fn router(manager: JobManager) -> Router {
+    Router::new()
+        .route("/migration/initialize", post(routes::create_migration))
+        .route("/migration/run", post(routes::run_migration))
+        .route("/migration/validate", post(routes::validate_migration))
+        .route("/migration/pause", post(routes::pause_migration))
+        .route("/migration/resume", post(routes::resume_migration))
+        .route("/migration/cancel", post(routes::cancel_migration))
+        .route("/migration/rollback", post(routes::rollback_migration))
+        .route("/migration/status", get(routes::get_status))
+        .route("/migration/status/stream", get(routes::stream_status))
+        .route("/api/v1/jobs", get(routes::list_jobs))
+        .route("/api/v1/jobs/{id}", get(routes::get_job))
+        .route("/api/v1/jobs/{id}/chunks", get(routes::list_chunks))
+        .route("/api/v1/jobs/{id}/progress", get(routes::get_progress))
+        .route("/api/v1/jobs/{id}/errors", get(routes::list_errors))
+        .route("/api/v1/jobs/{id}/results", get(routes::list_results))
+        .route("/api/v1/openapi.json", get(openapi::get_openapi))
+        .route("/healthz", get(routes::get_health))
+        .fallback(|| async {
+            error::ApiError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                code: "not_found",
+                message: "no such endpoint; GET /api/v1/openapi.json lists them".into(),
+                details: vec![],
+            }
+        })
+        .with_state(manager)
+}
+
+/// A bound, running service.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub manager: JobManager,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Opens the store, binds the address and puts jobs that were running back in the queue.
+    pub async fn bind(config: &ServerConfig) -> Result<Server, ServerError> {
+        let store = Store::open(&config.state_path).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond loopback: the API has no authentication yet; anyone who reaches this address can run and roll back migrations");
+        }
+        let manager = JobManager::new(store, config.state_path.clone(), config.max_concurrent);
+        let resumed = manager.resume_unfinished().await?;
+        if resumed > 0 {
+            tracing::info!(jobs = resumed, "resumed unfinished jobs");
+        }
+        Ok(Server {
+            addr,
+            manager,
+            listener,
+        })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        axum::serve(self.listener, router(self.manager))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

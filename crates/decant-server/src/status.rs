@@ -1,0 +1,154 @@
+//! The status of a job: from memory while this process runs it, else from the control store.
+
+use decant_store::JobState;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::jobs::{JobManager, LiveJob};
+
+/// A job's state and progress, as `GET /migration/status` answers it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JobStatus {
+    pub job_id: String,
+    pub name: String,
+    /// `initialized`, `queued`, `running`, `paused`, `succeeded`, `failed`, `cancelled` or
+    /// `rolled_back`.
+    pub state: String,
+    /// What the runner is doing: `introspecting`, `creating tables`, `loading`,
+    /// `building indexes`, `verifying`, `done`...
+    pub phase: String,
+    pub tables: Vec<TableStatus>,
+    pub rows_done: u64,
+    pub rows_estimated: u64,
+    pub bytes_done: u64,
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+    /// Rows per second since the load started (live runs only).
+    pub rows_per_second: f64,
+    /// Seconds left at the current rate, when there is one.
+    pub eta_seconds: Option<f64>,
+    /// Records quarantined so far.
+    pub rejects: u64,
+    /// The errors recorded for the job, oldest first.
+    pub errors: Vec<String>,
+    /// Why the job failed, when it did.
+    pub error: Option<String>,
+    /// `true` while a validation runs.
+    pub validating: bool,
+    /// The last validation's report (`outcome`: `match`, `differences` or `error`).
+    #[schema(value_type = Option<Object>)]
+    pub validation: Option<serde_json::Value>,
+}
+
+/// One table's progress.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TableStatus {
+    pub name: String,
+    pub rows_estimated: u64,
+    pub rows_done: u64,
+    pub bytes_done: u64,
+    pub chunks_total: u64,
+    pub chunks_done: u64,
+}
+
+/// The status of `job`, from its live progress (memory only: fast while it loads) plus the
+/// store's error and reject counts.
+pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus, ApiError> {
+    let (state, phase, tables, started, error, validating, validation) = {
+        let inner = job.inner.lock().expect("job lock");
+        (
+            inner.state,
+            inner.progress.phase(),
+            inner.progress.tables(),
+            inner.started,
+            inner.error.clone(),
+            inner.validating,
+            inner.validation.clone(),
+        )
+    };
+    let mut tables: Vec<TableStatus> = tables
+        .into_iter()
+        .map(|t| TableStatus {
+            name: t.name,
+            rows_estimated: t.rows_estimated,
+            rows_done: t.rows_done,
+            bytes_done: t.bytes_done,
+            chunks_total: t.chunks_total,
+            chunks_done: t.chunks_done,
+        })
+        .collect();
+    if tables.is_empty() {
+        // Not run by this process (yet): the store's chunk progress.
+        tables = stored_tables(manager, &job.id).await?;
+    }
+    let rows_done: u64 = tables.iter().map(|t| t.rows_done).sum();
+    let rows_estimated: u64 = tables.iter().map(|t| t.rows_estimated).sum();
+    let live = matches!(state, JobState::Running | JobState::Paused);
+    let elapsed = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let rows_per_second = if live && elapsed > 0.0 {
+        rows_done as f64 / elapsed
+    } else {
+        0.0
+    };
+    let eta_seconds = (live && rows_per_second > 0.0)
+        .then(|| rows_estimated.saturating_sub(rows_done) as f64 / rows_per_second);
+    let rejects = manager.store.reject_counts(&job.id).await?.values().sum();
+    let errors = manager
+        .store
+        .error_records(&job.id)
+        .await?
+        .into_iter()
+        .map(|e| match e.table_name {
+            Some(t) => format!("{t}: {}", e.message),
+            None => e.message,
+        })
+        .collect();
+    let phase = match state {
+        JobState::Initialized | JobState::Queued => "waiting".to_string(),
+        _ if phase == "planning" && !live => state.as_str().to_string(),
+        _ => phase,
+    };
+    Ok(JobStatus {
+        job_id: job.id.clone(),
+        name: job.name.clone(),
+        state: state.as_str().to_string(),
+        phase,
+        rows_done,
+        rows_estimated,
+        bytes_done: tables.iter().map(|t| t.bytes_done).sum(),
+        chunks_done: tables.iter().map(|t| t.chunks_done).sum(),
+        chunks_total: tables.iter().map(|t| t.chunks_total).sum(),
+        tables,
+        rows_per_second,
+        eta_seconds,
+        rejects,
+        errors,
+        error,
+        validating,
+        validation,
+    })
+}
+
+async fn stored_tables(manager: &JobManager, job: &str) -> Result<Vec<TableStatus>, ApiError> {
+    let mut tables: Vec<TableStatus> = Vec::new();
+    for c in manager.store.chunks(job).await? {
+        if tables.last().is_none_or(|t| t.name != c.table_name) {
+            tables.push(TableStatus {
+                name: c.table_name.clone(),
+                rows_estimated: 0,
+                rows_done: 0,
+                bytes_done: 0,
+                chunks_total: 0,
+                chunks_done: 0,
+            });
+        }
+        let t = tables.last_mut().expect("pushed above");
+        t.rows_estimated += c.estimated_rows.max(0) as u64;
+        t.chunks_total += 1;
+        if c.state == "done" {
+            t.chunks_done += 1;
+            t.rows_done += c.rows_done.max(0) as u64;
+        }
+    }
+    Ok(tables)
+}

@@ -1,0 +1,35 @@
+//! `decant rollback JOB`: undo what a job did to the target.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+pub async fn rollback(
+    state: &Path,
+    job: &str,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    match decant_engine::rollback(state, job, force).await {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for t in &report.tables {
+                    match t.rows_deleted {
+                        Some(n) => println!("{}: {} ({n} rows)", t.table, t.action),
+                        None => println!("{}: {}", t.table, t.action),
+                    }
+                }
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!("job {} rolled back", report.job_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,647 @@
+//! `decant serve` through a real HTTP client: every endpoint, bad requests, 10 concurrent jobs,
+//! pause/resume/cancel, restart-and-resume (SIGKILL of the service) and rollback, against the
+//! real PostgreSQL on localhost and SQLite files; the endpoint and restart tests run on both
+//! control stores (a SQLite file, and a fresh PostgreSQL database).
+
+mod common;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A `decant serve` process on a free port of 127.0.0.1.
+struct Service {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Service {
+    fn start(w: &Workdir, max_concurrent: usize) -> Service {
+        Service::start_on(w, max_concurrent, None)
+    }
+
+    /// `store`: a `postgres://` control store; `None` is the SQLite file of the work dir.
+    fn start_on(w: &Workdir, max_concurrent: usize, store: Option<&str>) -> Service {
+        let max = max_concurrent.to_string();
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-concurrent",
+            &max,
+            "--log",
+            "info",
+        ];
+        if let Some(url) = store {
+            args.extend(["--store", url]);
+        }
+        let mut child = w
+            .command(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn decant serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("decant serve ended before it listened")
+                .unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so that the service never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Service {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn initialize(&self, plan: Value) -> String {
+        let (code, body) = self.post("/migration/initialize", plan).await;
+        assert_eq!(code, 201, "initialize: {body}");
+        body["job_id"].as_str().unwrap().to_string()
+    }
+
+    async fn status(&self, job: &str) -> Value {
+        let (code, body) = self.get(&format!("/migration/status?job={job}")).await;
+        assert_eq!(code, 200, "status: {body}");
+        body
+    }
+
+    /// Polls the status until `done` holds, for at most two minutes.
+    async fn wait_for(&self, job: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let s = self.status(job).await;
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                s["state"] != "failed" || what == "failed",
+                "job {job} failed while waiting for {what}: {s}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not reached in time: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_state(&self, job: &str, state: &str) -> Value {
+        self.wait_for(job, state, |s| s["state"] == state).await
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn plan(name: &str, source: &str, target: &str, load: Value) -> Value {
+    json!({
+        "name": name,
+        "source": { "url": source },
+        "target": { "url": target },
+        "load": load,
+        "policies": { "scan": "schema" },
+    })
+}
+
+async fn source_rows(src: &PgTestDb, rows: i64) {
+    src.client()
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric(12,2));
+             INSERT INTO items SELECT g, md5(g::text), g / 100.0 FROM generate_series(1, {rows}) g;
+             ANALYZE;"
+        ))
+        .await
+        .unwrap();
+}
+
+fn assert_error_shape(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["error"]["details"].is_array(), "{body}");
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_and_bad_requests_get_one_error_shape() {
+    every_endpoint(None).await;
+}
+
+#[tokio::test]
+async fn every_endpoint_on_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    every_endpoint(Some(&store.url)).await;
+    let jobs: i64 = store
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM migration_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 1, "the job lives in the PostgreSQL store");
+}
+
+async fn every_endpoint(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 5000).await;
+    let w = Workdir::new();
+    let svc = Service::start_on(&w, 10, store);
+
+    assert_eq!(svc.get("/healthz").await, (200, json!({"status": "ok"})));
+    let (code, doc) = svc.get("/api/v1/openapi.json").await;
+    assert_eq!(code, 200);
+    for path in [
+        "/migration/initialize",
+        "/migration/run",
+        "/migration/validate",
+        "/migration/pause",
+        "/migration/resume",
+        "/migration/cancel",
+        "/migration/rollback",
+        "/migration/status",
+        "/migration/status/stream",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/chunks",
+        "/api/v1/jobs/{id}/errors",
+        "/api/v1/jobs/{id}/progress",
+        "/api/v1/jobs/{id}/results",
+        "/healthz",
+    ] {
+        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+
+    // Bad requests: each a 4xx in the one error shape, saying what to fix.
+    let (code, body) = svc.post_raw("/migration/initialize", "{not json").await;
+    assert_eq!(code, 400);
+    assert_error_shape(&body, "invalid_plan");
+    let (code, body) = svc
+        .post(
+            "/migration/initialize",
+            json!({"nmae": "x", "source": {"url": src.url}}),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("nmae"),
+        "{body}"
+    );
+    let bad = plan(
+        "bad",
+        &src.url,
+        &dst.url,
+        json!({"chunk_rows": 1000, "if_exists": "append"}),
+    );
+    let (code, body) = svc.post("/migration/initialize", bad).await;
+    assert_eq!(code, 422, "{body}");
+    assert_error_shape(&body, "invalid_plan");
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{body}"
+    );
+    let (code, body) = svc.post("/migration/run", json!({"job_id": "nope"})).await;
+    assert_eq!(code, 404);
+    assert_error_shape(&body, "not_found");
+    let (code, body) = svc.post("/migration/run", json!({"job": "x"})).await;
+    assert_eq!(code, 400);
+    assert_error_shape(&body, "bad_request");
+    let (code, body) = svc.get("/migration/status?job=nope").await;
+    assert_eq!(code, 404);
+    assert_error_shape(&body, "not_found");
+    let (code, body) = svc.get("/no/such/thing").await;
+    assert_eq!(code, 404);
+    assert_error_shape(&body, "not_found");
+
+    // The happy path, endpoint by endpoint.
+    let job = svc
+        .initialize(plan("all", &src.url, &dst.url, json!({"chunk_rows": 1000})))
+        .await;
+    let (code, body) = svc
+        .post(
+            "/migration/initialize",
+            plan("all", &src.url, &dst.url, json!({"chunk_rows": 1000})),
+        )
+        .await;
+    assert_eq!(code, 409, "same name while unfinished: {body}");
+    assert_error_shape(&body, "conflict");
+    assert_eq!(svc.status(&job).await["state"], "initialized");
+    let (code, chunks) = svc.get(&format!("/api/v1/jobs/{job}/chunks")).await;
+    assert_eq!(code, 200);
+    assert!(chunks.as_array().unwrap().len() >= 5, "{chunks}");
+    let (code, body) = svc.post("/migration/resume", json!({"job_id": job})).await;
+    assert_eq!(code, 409, "resume of a job that is not paused: {body}");
+
+    let (code, body) = svc.post("/migration/run", json!({"job_id": job})).await;
+    assert_eq!(code, 202, "{body}");
+    let done = svc.wait_state(&job, "succeeded").await;
+    assert_eq!(done["rows_done"], 5000, "{done}");
+    assert_eq!(done["phase"], "done");
+    let (code, body) = svc.post("/migration/run", json!({"job_id": job})).await;
+    assert_eq!(code, 409, "a succeeded job does not run again: {body}");
+
+    let (code, results) = svc.get(&format!("/api/v1/jobs/{job}/results")).await;
+    assert_eq!(code, 200);
+    assert_eq!(results[0]["rows_written"], 5000, "{results}");
+    let (code, progress) = svc.get(&format!("/api/v1/jobs/{job}/progress")).await;
+    assert_eq!(code, 200);
+    assert_eq!(progress[0]["rows_done"], 5000, "{progress}");
+    let (code, errors) = svc.get(&format!("/api/v1/jobs/{job}/errors")).await;
+    assert_eq!(code, 200);
+    assert_eq!(errors, json!({"errors": [], "rejects": []}));
+    let (code, detail) = svc.get(&format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(detail["summary"]["rows"], 5000, "{detail}");
+    assert_eq!(detail["tables"][0]["decision"], "create");
+    let (code, jobs) = svc.get("/api/v1/jobs").await;
+    assert_eq!(code, 200);
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == job.as_str())
+    );
+
+    let (code, _) = svc
+        .post("/migration/validate", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 202);
+    let validated = svc
+        .wait_for(&job, "validation", |s| s["validation"].is_object())
+        .await;
+    assert_eq!(validated["validation"]["outcome"], "match", "{validated}");
+
+    // Server-sent events: a status event at once, then one at least every second.
+    let r = svc
+        .http
+        .get(format!("{}/migration/status/stream?job={job}", svc.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = tokio::time::timeout(Duration::from_secs(5), r.text())
+        .await
+        .expect("the stream of a finished job ends")
+        .unwrap();
+    assert!(text.contains("event: status"), "{text}");
+    assert!(text.contains("\"state\":\"succeeded\""), "{text}");
+
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["tables"][0]["action"], "dropped");
+    assert_eq!(svc.status(&job).await["state"], "rolled_back");
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 409, "{body}");
+    let left: i64 = dst
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'items'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "rollback drops the table the job created");
+}
+
+#[tokio::test]
+async fn ten_jobs_run_concurrently_under_a_limit_and_the_rest_queue() {
+    let src = PgTestDb::create().await;
+    source_rows(&src, 20_000).await;
+    let w = Workdir::new();
+    let svc = Service::start(&w, 4);
+    let mut jobs = Vec::new();
+    for i in 0..10 {
+        let target = format!("sqlite://{}/t{i}.db", w.path().display());
+        jobs.push(
+            svc.initialize(plan(
+                &format!("c{i}"),
+                &src.url,
+                &target,
+                json!({"chunk_rows": 2000, "parallelism": 2}),
+            ))
+            .await,
+        );
+    }
+    for j in &jobs {
+        let (code, body) = svc.post("/migration/run", json!({"job_id": j})).await;
+        assert_eq!(code, 202, "{body}");
+    }
+    let mut saw_queued = false;
+    let mut max_running = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        // One request, one snapshot of every job's live state.
+        let (_, all) = svc.get("/api/v1/jobs").await;
+        let states: Vec<String> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["state"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(states.len(), 10);
+        assert!(!states.iter().any(|s| s == "failed"), "{states:?}");
+        saw_queued |= states.iter().any(|s| s == "queued");
+        max_running = max_running.max(states.iter().filter(|s| *s == "running").count());
+        if states.iter().all(|s| s == "succeeded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all done: {states:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_queued, "with a limit of 4, some of 10 jobs wait");
+    assert!(max_running <= 4, "{max_running} jobs ran at once");
+    for i in 0..10 {
+        let c = rusqlite::Connection::open(w.path().join(format!("t{i}.db"))).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 20_000, "target {i}");
+    }
+}
+
+#[tokio::test]
+async fn pause_holds_new_chunks_resume_finishes_cancel_stops_and_run_resumes() {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 200_000).await;
+    let w = Workdir::new();
+    let svc = Service::start(&w, 10);
+    let load = json!({"chunk_rows": 2000, "parallelism": 1});
+    let job = svc
+        .initialize(plan("ctl", &src.url, &dst.url, load.clone()))
+        .await;
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_for(&job, "first chunk", |s| {
+        s["chunks_done"].as_u64() >= Some(1)
+    })
+    .await;
+    let (code, body) = svc.post("/migration/pause", json!({"job_id": job})).await;
+    assert_eq!(
+        (code, body["state"].as_str()),
+        (200, Some("paused")),
+        "{body}"
+    );
+    // The chunk in flight commits; then nothing moves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = svc.status(&job).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let still = svc.status(&job).await;
+    assert_eq!(still["state"], "paused");
+    assert_eq!(
+        held["chunks_done"], still["chunks_done"],
+        "no chunk starts while paused"
+    );
+    assert!(still["chunks_done"].as_u64().unwrap() < 100, "{still}");
+    let (code, _) = svc.post("/migration/resume", json!({"job_id": job})).await;
+    assert_eq!(code, 200);
+    let done = svc.wait_state(&job, "succeeded").await;
+    assert_eq!(done["rows_done"], 200_000);
+    let d = dst.client().await;
+    assert_eq!(
+        pg_digest(&d, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await
+    );
+
+    // Cancel: the chunks that committed stay, whole; running the job again resumes it.
+    let dst2 = PgTestDb::create().await;
+    let job = svc
+        .initialize(plan("ctl2", &src.url, &dst2.url, load))
+        .await;
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_for(&job, "first chunk", |s| {
+        s["chunks_done"].as_u64() >= Some(2)
+    })
+    .await;
+    let (code, _) = svc.post("/migration/cancel", json!({"job_id": job})).await;
+    assert_eq!(code, 200);
+    let cancelled = svc.wait_state(&job, "cancelled").await;
+    assert!(
+        cancelled["chunks_done"].as_u64().unwrap() < 100,
+        "{cancelled}"
+    );
+    let d2 = dst2.client().await;
+    let (rows, marked): (i64, i64) = {
+        let r = d2
+            .query_one(
+                "SELECT (SELECT count(*) FROM items), (SELECT coalesce(sum(row_count), 0)::bigint FROM _decant_chunks)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(rows, marked, "only whole chunks are in the target");
+    assert!(rows < 200_000);
+    let (code, body) = svc.post("/migration/run", json!({"job_id": job})).await;
+    assert_eq!(code, 202, "{body}");
+    svc.wait_state(&job, "succeeded").await;
+    assert_eq!(
+        pg_digest(&d2, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await
+    );
+}
+
+#[tokio::test]
+async fn a_killed_service_resumes_its_running_job_exactly_once_at_restart() {
+    killed_and_restarted(None).await;
+}
+
+#[tokio::test]
+async fn a_killed_service_resumes_from_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    killed_and_restarted(Some(&store.url)).await;
+}
+
+async fn killed_and_restarted(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 300_000).await;
+    let w = Workdir::new();
+    let job = {
+        let svc = Service::start_on(&w, 10, store);
+        let job = svc
+            .initialize(plan(
+                "restart",
+                &src.url,
+                &dst.url,
+                json!({"chunk_rows": 5000, "parallelism": 2}),
+            ))
+            .await;
+        svc.post("/migration/run", json!({"job_id": job})).await;
+        svc.wait_for(&job, "some chunks", |s| {
+            s["chunks_done"].as_u64() >= Some(3)
+        })
+        .await;
+        job
+        // dropped: SIGKILL mid-load
+    };
+    let d = dst.client().await;
+    let before: i64 = d
+        .query_one("SELECT count(*) FROM _decant_chunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        before < 60,
+        "the kill came before the end ({before} chunks)"
+    );
+    let svc = Service::start_on(&w, 10, store);
+    let done = svc.wait_state(&job, "succeeded").await;
+    assert_eq!(done["rows_done"], 300_000, "{done}");
+    assert_eq!(
+        pg_digest(&d, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await,
+        "every row once"
+    );
+}
+
+#[tokio::test]
+async fn rollback_of_an_append_load_gives_back_the_target_as_it_was() {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric(12,2));
+             INSERT INTO items SELECT g, md5(g::text), g / 100.0 FROM generate_series(1001, 21000) g;
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    let d = dst.client().await;
+    // Rows of its own, with keys below, between (none) and above the source's range.
+    d.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric(12,2));
+         INSERT INTO items SELECT g, 'mine ' || g, g FROM generate_series(1, 1000) g;
+         INSERT INTO items SELECT g, 'mine ' || g, g FROM generate_series(50001, 50500) g;",
+    )
+    .await
+    .unwrap();
+    let before = pg_digest(&d, "items", "id").await;
+    let w = Workdir::new();
+    let svc = Service::start(&w, 10);
+    let job = svc
+        .initialize(plan(
+            "append",
+            &src.url,
+            &dst.url,
+            json!({"chunk_rows": 3000, "if_exists": "append"}),
+        ))
+        .await;
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_state(&job, "succeeded").await;
+    assert_eq!(pg_digest(&d, "items", "id").await.0, 1500 + 20_000);
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["tables"][0]["rows_deleted"], 20_000, "{body}");
+    assert_eq!(
+        pg_digest(&d, "items", "id").await,
+        before,
+        "the digest after rollback is the digest before the job"
+    );
+
+    // Truncate loads destroyed what was there: refused without force, and the CLI agrees.
+    let job = svc
+        .initialize(plan(
+            "trunc",
+            &src.url,
+            &dst.url,
+            json!({"chunk_rows": 3000, "if_exists": "truncate"}),
+        ))
+        .await;
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_state(&job, "succeeded").await;
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("cannot be restored")
+    );
+    drop(svc);
+    let out = w.decant(&["rollback", &job]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = w.decant(&["rollback", "--force", &job]);
+    assert_success(&out);
+    assert_eq!(
+        pg_digest(&d, "items", "id").await.0,
+        0,
+        "forced: the job's rows are gone"
+    );
+}
