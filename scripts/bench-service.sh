@@ -2,7 +2,8 @@
 # Load test of `decant serve`: one job alone, then JOBS concurrent migrations (PostgreSQL ->
 # PostgreSQL, ROWS rows each, one target database per job) while a client polls
 # GET /migration/status at RATE requests/s. Prints p50/p99 of status and initialize latency and
-# the total throughput of the concurrent jobs against the single one.
+# the total throughput of the concurrent jobs against the single one; then the initialize time of
+# a 100-table source.
 #   ROWS    rows per job (default 1000000)
 #   JOBS    concurrent jobs (default 10)
 #   RATE    status requests per second (default 50)
@@ -36,6 +37,14 @@ fi
 for i in $(seq 0 "$JOBS") base; do
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS bench_svc_t_$i" -c "CREATE DATABASE bench_svc_t_$i"
 done
+WIDE=bench_svc_wide
+if [[ $(psql -At "$PG/$WIDE" -c "select count(*) from information_schema.tables where table_schema = 'public'" 2>/dev/null) != 100 ]]; then
+  psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $WIDE" -c "CREATE DATABASE $WIDE"
+  for t in $(seq 1 100); do
+    echo "CREATE TABLE t$t (id bigint PRIMARY KEY, a int, b text, c timestamptz, d numeric(10,2)); INSERT INTO t$t SELECT g, g, md5(g::text), now(), g FROM generate_series(1, 1000) g;"
+  done | psql -q "$PG/$WIDE"
+  psql -q "$PG/$WIDE" -c "ANALYZE"
+fi
 "$BIN" serve --listen 127.0.0.1:$PORT --store "$work/state.db" --max-concurrent "$JOBS" 2>"$work/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -105,4 +114,10 @@ print(f"{jobs} jobs: {rows * jobs} rows in {together:.2f} s = {rows * jobs / tog
 print(f"status: {len(status_ms)} requests at {len(status_ms) / together:.0f}/s, p50 {pct(status_ms, 50):.1f} ms, "
       f"p99 {pct(status_ms, 99):.1f} ms, max {max(status_ms):.1f} ms")
 print(f"initialize: {len(init_ms)} requests, p50 {pct(init_ms, 50):.1f} ms, p99 {pct(init_ms, 99):.1f} ms")
+wide = []
+for i in range(3):
+    _, ms = call("POST", "/migration/initialize", {"name": f"wide{i}", "source": {"url": f"{pg}/bench_svc_wide"},
+                 "target": {"url": f"{pg}/bench_svc_t_base"}, "load": {"if_exists": "drop"}})
+    wide.append(ms)
+print(f"initialize of a 100-table source: {', '.join(f'{m:.0f}' for m in wide)} ms")
 PY

@@ -463,6 +463,27 @@ async fn pause_holds_new_chunks_resume_finishes_cancel_stops_and_run_resumes() {
         "no chunk starts while paused"
     );
     assert!(still["chunks_done"].as_u64().unwrap() < 100, "{still}");
+    // While the job is held, the event stream keeps pushing: at least every second.
+    let mut stream = svc
+        .http
+        .get(format!("{}/migration/status/stream?job={job}", svc.base))
+        .send()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut text = String::new();
+    while started.elapsed() < Duration::from_millis(2200) {
+        match tokio::time::timeout(Duration::from_millis(1100), stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("no event within a second: {other:?}"),
+        }
+    }
+    assert!(
+        text.matches("event: status").count() >= 3,
+        "events in 2.2 s: {text}"
+    );
+    assert!(text.contains("\"state\":\"paused\""), "{text}");
+    drop(stream);
     let (code, _) = svc.post("/migration/resume", json!({"job_id": job})).await;
     assert_eq!(code, 200);
     let done = svc.wait_state(&job, "succeeded").await;
@@ -643,5 +664,30 @@ async fn rollback_of_an_append_load_gives_back_the_target_as_it_was() {
         pg_digest(&d, "items", "id").await.0,
         0,
         "forced: the job's rows are gone"
+    );
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_warns() {
+    let w = Workdir::new();
+    let mut child = w
+        .command(&["serve", "--listen", "0.0.0.0:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn decant serve");
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("beyond loopback")),
+        "no warning: {seen:?}"
     );
 }
