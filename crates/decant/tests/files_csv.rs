@@ -354,3 +354,34 @@ async fn a_failed_chunk_resumes_without_reloading_committed_ranges() {
     assert_eq!(chunks, 10);
     assert!(rejects(&w).is_empty());
 }
+
+#[test]
+fn the_example_files_plan_runs_into_sqlite() {
+    let w = Workdir::new();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    std::fs::create_dir(w.path().join("examples")).unwrap();
+    for f in ["files-plan.toml", "orders.csv"] {
+        std::fs::copy(
+            format!("{root}/examples/{f}"),
+            w.path().join("examples").join(f),
+        )
+        .unwrap();
+    }
+    assert_success(&w.decant(&["run", "-q", "examples/files-plan.toml"]));
+    let conn = rusqlite::Connection::open(w.path().join("orders-copy.db")).unwrap();
+    let rows: Vec<String> = conn
+        .prepare(
+            "SELECT id || '|' || customer || '|' || amount || '|' || ordered || '|' || \
+             coalesce(shipped_at, '<null>') || '|' || paid || '|' || coalesce(note, '<null>') \
+             FROM orders ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[0].starts_with("1|Ann Smith|12.5"), "{rows:?}");
+    assert!(rows[1].contains("|<null>|0|<null>"), "{rows:?}");
+    assert!(rows[2].contains("said \"urgent\""), "{rows:?}");
+}
