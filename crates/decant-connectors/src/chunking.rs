@@ -6,7 +6,8 @@ use decant_core::{ChunkRange, ChunkSpec, Dialect, quote_ident};
 /// Bounds are integers Decant computed, so formatting them into the SQL is safe.
 pub fn range_predicate(dialect: Dialect, range: &ChunkRange) -> Option<String> {
     match range {
-        ChunkRange::Whole => None,
+        // File byte ranges are no SQL: file sources read them themselves.
+        ChunkRange::Whole | ChunkRange::FileBytes { .. } => None,
         ChunkRange::IntKey { column, lo, hi } => {
             let k = quote_ident(dialect, column);
             let parts: Vec<String> = [

@@ -2,18 +2,28 @@
 
 use std::sync::Arc;
 
+use decant_core::files::CsvOptions;
 use decant_core::{ConnectionUrl, Dialect};
 
 use crate::error::ConnectorError;
 use crate::traits::{Source, Target};
-use crate::{mysql, postgres, sqlite};
+use crate::{files, mysql, postgres, sqlite};
 
-/// Opens a source for `url`.
+/// Opens a source for `url`, with default file options (a `file://` URL's query may set them).
 pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, ConnectorError> {
+    connect_source_with(url, None).await
+}
+
+/// Opens a source for `url`; `csv` is the plan's `[source.csv]` section, for `file://` URLs.
+pub async fn connect_source_with(
+    url: &ConnectionUrl,
+    csv: Option<&CsvOptions>,
+) -> Result<Arc<dyn Source>, ConnectorError> {
     Ok(match url.dialect() {
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
+        Dialect::File => Arc::new(files::CsvSource::open(url, csv)?),
     })
 }
 
@@ -23,5 +33,10 @@ pub async fn connect_target(url: &ConnectionUrl) -> Result<Arc<dyn Target>, Conn
         Dialect::Postgres => Arc::new(postgres::PostgresTarget::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlTarget::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteTarget::open(url)?),
+        Dialect::File => {
+            return Err(ConnectorError::Config(format!(
+                "{url}: files are a source only in this version; write to a database"
+            )));
+        }
     })
 }

@@ -17,6 +17,15 @@ pub enum ChunkRange {
     /// PostgreSQL physical pages `[lo, hi)` of a table without a key, read by `ctid`;
     /// `hi = None` is unbounded, so rows in pages added after planning are not lost.
     CtidPages { lo: u64, hi: Option<u64> },
+    /// Bytes `[start, end)` of one file, starting at a record (`end = None`: to the end; a
+    /// compressed file is always read whole). `line` is the line number at `start`, for the
+    /// locations of rejected records; `start = 0` means the file's header (if any) comes first.
+    FileBytes {
+        file: String,
+        start: u64,
+        end: Option<u64>,
+        line: u64,
+    },
 }
 
 /// A chunk of one table, with a stable id that names it in markers and the control store.
@@ -42,6 +51,12 @@ impl ChunkRange {
             ChunkRange::CtidPages { lo, hi } => {
                 let hi = hi.map_or("end".to_string(), |v| v.to_string());
                 format!("pages [{lo}, {hi})")
+            }
+            ChunkRange::FileBytes {
+                file, start, end, ..
+            } => {
+                let end = end.map_or("end".to_string(), |v| v.to_string());
+                format!("{file} bytes [{start}, {end})")
             }
         }
     }

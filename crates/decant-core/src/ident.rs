@@ -9,6 +9,8 @@ pub enum Dialect {
     Postgres,
     Mysql,
     Sqlite,
+    /// Files (CSV, TSV): no SQL, but names and types still follow one convention.
+    File,
 }
 
 impl Dialect {
@@ -17,7 +19,7 @@ impl Dialect {
         match self {
             Dialect::Postgres => 63,
             Dialect::Mysql => 64,
-            Dialect::Sqlite => usize::MAX,
+            Dialect::Sqlite | Dialect::File => usize::MAX,
         }
     }
 
@@ -26,6 +28,7 @@ impl Dialect {
             Dialect::Postgres => "postgres",
             Dialect::Mysql => "mysql",
             Dialect::Sqlite => "sqlite",
+            Dialect::File => "file",
         }
     }
 }
@@ -40,7 +43,7 @@ impl std::fmt::Display for Dialect {
 pub fn quote_ident(dialect: Dialect, name: &str) -> String {
     let q = match dialect {
         Dialect::Mysql => '`',
-        Dialect::Postgres | Dialect::Sqlite => '"',
+        Dialect::Postgres | Dialect::Sqlite | Dialect::File => '"',
     };
     let mut out = String::with_capacity(name.len() + 2);
     out.push(q);

@@ -5,6 +5,7 @@ pub mod canonical;
 pub mod catalog;
 pub mod chunk;
 pub mod error;
+pub mod files;
 pub mod hazard;
 pub mod ident;
 pub mod plan;

@@ -49,6 +49,9 @@ pub struct SourceConfig {
     /// Tables to leave out, as glob patterns; applied after `include`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// How to read CSV/TSV files (`file://` sources); see docs/files.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<crate::files::CsvOptions>,
 }
 
 /// Where data goes.

@@ -1,4 +1,5 @@
-//! Connection URLs: `postgres://`, `mysql://` (also MariaDB), `sqlite://PATH`.
+//! Connection URLs: `postgres://`, `mysql://` (also MariaDB), `sqlite://PATH`, `file://PATH`
+//! (a file, a glob or a directory).
 
 use std::fmt;
 
@@ -28,13 +29,14 @@ impl ConnectionUrl {
             "postgres" | "postgresql" => Dialect::Postgres,
             "mysql" | "mariadb" => Dialect::Mysql,
             "sqlite" => Dialect::Sqlite,
+            "file" => Dialect::File,
             _ => {
                 return Err(err(
-                    "unknown scheme: use postgres://, mysql:// or sqlite://",
+                    "unknown scheme: use postgres://, mysql://, sqlite:// or file://",
                 ));
             }
         };
-        if dialect != Dialect::Sqlite {
+        if !matches!(dialect, Dialect::Sqlite | Dialect::File) {
             let parsed = url::Url::parse(raw).map_err(|e| err(&e.to_string()))?;
             if parsed.host_str().is_none_or(str::is_empty) {
                 return Err(err("missing host"));
@@ -59,6 +61,15 @@ impl ConnectionUrl {
     pub fn sqlite_path(&self) -> Option<&str> {
         let rest = self.raw.strip_prefix("sqlite://")?;
         Some(rest.split('?').next().unwrap_or(rest))
+    }
+
+    /// For `file://PATH[?k=v&...]`: the path (a file, a glob or a directory) and the query text.
+    pub fn file_path(&self) -> Option<(&str, Option<&str>)> {
+        let rest = self.raw.strip_prefix("file://")?;
+        Some(match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        })
     }
 
     /// The database name (last path segment) for server URLs.
@@ -122,6 +133,9 @@ mod tests {
         assert_eq!(u.database().as_deref(), Some("shop"));
         let s = ConnectionUrl::parse("sqlite://examples/shop.db").unwrap();
         assert_eq!(s.sqlite_path(), Some("examples/shop.db"));
+        let f = ConnectionUrl::parse("file://data/*.csv?delimiter=;").unwrap();
+        assert_eq!(f.dialect(), Dialect::File);
+        assert_eq!(f.file_path(), Some(("data/*.csv", Some("delimiter=;"))));
         assert!(ConnectionUrl::parse("oracle://x/y").is_err());
         assert!(ConnectionUrl::parse("nonsense").is_err());
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use decant_connectors::{
-    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source,
+    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source_with,
     connect_target,
 };
 use decant_core::plan::{IfExists, Plan};
@@ -168,7 +168,7 @@ pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, E
             job.state.as_str()
         )]));
     }
-    let source = connect_source(&plan.source_url()?).await?;
+    let source = connect_source_with(&plan.source_url()?, plan.source.csv.as_ref()).await?;
     let target = connect_target(&plan.target_url()?).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
@@ -250,7 +250,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");
-    let source = connect_source(&source_url).await?;
+    let source = connect_source_with(&source_url, plan.source.csv.as_ref()).await?;
     let target = connect_target(&target_url).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;

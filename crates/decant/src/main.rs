@@ -30,10 +30,13 @@ struct Cli {
 enum Command {
     /// Show a database's tables, columns, types, keys, indexes, foreign keys, estimates and sizes.
     ///
-    /// URL is postgres://user@host:port/db, mysql://user@host:port/db (MariaDB too) or
-    /// sqlite://path/to/file.db.
+    /// URL is postgres://user@host:port/db, mysql://user@host:port/db (MariaDB too),
+    /// sqlite://path/to/file.db, or file://PATH for CSV/TSV files (a file, a glob such as
+    /// 'file://data/*.csv', or a directory): their schema is inferred from a sample. File options
+    /// go in the URL's query, e.g. 'file://data/x.csv?delimiter=;&encoding=latin-1'
+    /// (docs/files.md).
     Inspect {
-        /// The database to inspect.
+        /// The database (or files) to inspect.
         url: String,
         /// Print JSON instead of text.
         #[arg(long)]

@@ -159,9 +159,9 @@ impl Source for MysqlSource {
                 Some(select.len() - 1)
             }
             ChunkRange::Whole => None,
-            ChunkRange::CtidPages { .. } => {
+            ChunkRange::CtidPages { .. } | ChunkRange::FileBytes { .. } => {
                 return Err(ConnectorError::Config(format!(
-                    "{}: a MySQL source cannot read a PostgreSQL page range",
+                    "{}: a MySQL source reads key ranges, not pages or file bytes",
                     request.table
                 )));
             }

@@ -56,6 +56,7 @@ impl SqlConn {
                 Some(p) if std::path::Path::new(p).is_file() => Ok(SqlConn::Sqlite(p.into())),
                 _ => Err(format!("{url}: the SQLite file does not exist")),
             },
+            Dialect::File => Err(format!("{url}: files take no SQL rules")),
         }
     }
 

@@ -1,0 +1,161 @@
+//! Options for file sources (`file://` URLs): how CSV/TSV text is split, decoded and typed.
+//! They come from the plan's `[source.csv]` section, or from the URL's query
+//! (`file://data/*.csv?delimiter=;&header=false`) where no plan exists (`decant inspect`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+
+/// How to read CSV/TSV files. Every key has a default; see docs/files.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvOptions {
+    /// The table's name (default: from the file name, or the glob with its wildcards removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// One ASCII character, or `tab` (default `,`; a tab for `.tsv` files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// The quote character; empty turns quoting off.
+    pub quote: String,
+    /// The escape character inside quoted fields (e.g. `\`); default none: a quote inside a
+    /// quoted field is doubled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escape: Option<String>,
+    /// The first record names the columns.
+    pub header: bool,
+    /// Unquoted field values that mean NULL (a quoted `""` is an empty string).
+    pub null: Vec<String>,
+    /// `utf-8` (a leading BOM is skipped), `utf-8-bom`, `latin-1` or `windows-1252`.
+    pub encoding: String,
+    /// `auto` (by extension: `.gz`, `.zst`), `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// Quoted fields may hold line breaks (RFC 4180). With `false` a line break always ends a
+    /// record, so an unbalanced quote costs one record instead of swallowing the lines after it.
+    pub newlines_in_quotes: bool,
+    /// chrono formats tried for dates (default ISO `%Y-%m-%d`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub date_formats: Vec<String>,
+    /// chrono formats tried for timestamps (default ISO, with `T` or a space, optional fraction
+    /// and offset).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timestamp_formats: Vec<String>,
+    /// Numbers use a decimal comma (`12,50`); the delimiter should then not be a comma.
+    pub decimal_comma: bool,
+    /// Records read to infer column types.
+    pub sample_rows: usize,
+    /// Columns without a NULL in the sample are declared NOT NULL (a later NULL is a reject).
+    pub infer_not_null: bool,
+    /// Pinned logical types per column (`id = "int64"`, `amount = "decimal(12,2)"`): no
+    /// inference for these.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            table: None,
+            delimiter: None,
+            quote: "\"".into(),
+            escape: None,
+            header: true,
+            null: vec![String::new()],
+            encoding: "utf-8".into(),
+            compression: "auto".into(),
+            newlines_in_quotes: true,
+            date_formats: vec![],
+            timestamp_formats: vec![],
+            decimal_comma: false,
+            sample_rows: 1000,
+            infer_not_null: false,
+            columns: BTreeMap::new(),
+        }
+    }
+}
+
+impl CsvOptions {
+    /// Applies `k=v&k=v` from a URL's query on top of these options. Lists (`null`,
+    /// `date_formats`, `timestamp_formats`) take one value per repetition of the key; a pinned
+    /// type is `column.NAME=TYPE`.
+    pub fn apply_query(&mut self, query: &str) -> Result<(), CoreError> {
+        let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode(k);
+            let v = decode(v);
+            let bad = |what: &str| CoreError::Plan(format!("file URL option {k}={v}: {what}"));
+            let flag = |v: &str| match v {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
+            match k.as_str() {
+                "table" => self.table = Some(v),
+                "delimiter" => self.delimiter = Some(v),
+                "quote" => self.quote = v,
+                "escape" => self.escape = Some(v),
+                "header" => self.header = flag(&v)?,
+                "encoding" => self.encoding = v,
+                "compression" => self.compression = v,
+                "newlines_in_quotes" => self.newlines_in_quotes = flag(&v)?,
+                "decimal_comma" => self.decimal_comma = flag(&v)?,
+                "infer_not_null" => self.infer_not_null = flag(&v)?,
+                "sample_rows" => self.sample_rows = v.parse().map_err(|_| bad("not a number"))?,
+                "null" | "date_formats" | "timestamp_formats" => {
+                    lists.entry(k.clone()).or_default().push(v)
+                }
+                _ => match k.strip_prefix("column.") {
+                    Some(col) => {
+                        self.columns.insert(col.to_string(), v);
+                    }
+                    None => return Err(bad("unknown option (see docs/files.md)")),
+                },
+            }
+        }
+        for (k, v) in lists {
+            match k.as_str() {
+                "null" => self.null = v,
+                "date_formats" => self.date_formats = v,
+                _ => self.timestamp_formats = v,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_options_override_defaults() {
+        let mut o = CsvOptions::default();
+        o.apply_query("delimiter=%3B&header=false&null=NULL&null=&column.id=int64")
+            .unwrap();
+        assert_eq!(o.delimiter.as_deref(), Some(";"));
+        assert!(!o.header);
+        assert_eq!(o.null, vec!["NULL".to_string(), String::new()]);
+        assert_eq!(o.columns["id"], "int64");
+        assert!(o.apply_query("bogus=1").is_err());
+    }
+
+    #[test]
+    fn plan_section_parses() {
+        let o: CsvOptions = toml::from_str(
+            "delimiter = \"tab\"\nencoding = \"latin-1\"\n[columns]\nid = \"int32\"",
+        )
+        .unwrap();
+        assert_eq!(o.delimiter.as_deref(), Some("tab"));
+        assert!(o.header);
+        assert!(toml::from_str::<CsvOptions>("delimeter = \";\"").is_err());
+    }
+}
