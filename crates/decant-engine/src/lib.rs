@@ -11,6 +11,8 @@ pub mod policy;
 pub mod preflight;
 pub mod progress;
 pub mod runner;
+pub mod transform_plan;
+pub mod transform_run;
 pub mod validate;
 
 pub use error::EngineError;

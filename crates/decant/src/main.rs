@@ -3,6 +3,7 @@
 mod inspect;
 mod plan;
 mod preflight;
+mod rejects;
 mod render;
 mod run;
 mod validate;
@@ -102,6 +103,28 @@ enum Command {
         )]
         state: PathBuf,
     },
+    /// List or export a job's quarantine: the records its rules (or the reader) rejected, with
+    /// the rule, the reason and where each came from. Masked columns appear masked.
+    ///
+    /// JOB is a job id (as `decant run` prints it) or a job name (its latest job).
+    Rejects {
+        /// Job id or job name.
+        job: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: rejects::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The control store.
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        state: PathBuf,
+    },
     /// Migrate: create tables, copy every chunk exactly once, add keys, indexes and foreign keys
     /// after the data, and verify row counts. Run it again after a crash to resume.
     Run {
@@ -176,6 +199,22 @@ fn main() -> ExitCode {
                         float_tolerance,
                         max_diffs,
                         no_rules,
+                        state,
+                    },
+                )
+                .await
+            }
+            Command::Rejects {
+                job,
+                format,
+                output,
+                state,
+            } => {
+                rejects::rejects(
+                    &job,
+                    rejects::Flags {
+                        format,
+                        output,
                         state,
                     },
                 )
