@@ -14,9 +14,10 @@ use sha2::Sha256;
 
 use crate::error::TransformError;
 
-/// A key read from the environment; `Debug` never prints it.
+/// A key read from the environment, kept as a keyed HMAC state that each value clones (the key
+/// schedule runs once); `Debug` never prints it.
 #[derive(Clone)]
-pub struct MaskKey(Vec<u8>);
+pub struct MaskKey(Hmac<Sha256>);
 
 impl fmt::Debug for MaskKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -27,7 +28,7 @@ impl fmt::Debug for MaskKey {
 impl MaskKey {
     fn from_env(var: &str, column: &str) -> Result<MaskKey, TransformError> {
         match std::env::var(var) {
-            Ok(k) if !k.is_empty() => Ok(MaskKey(k.into_bytes())),
+            Ok(k) if !k.is_empty() => Ok(MaskKey::new(k.as_bytes())),
             _ => Err(TransformError::Plan {
                 column: column.to_string(),
                 message: format!(
@@ -37,8 +38,12 @@ impl MaskKey {
         }
     }
 
+    fn new(key: &[u8]) -> MaskKey {
+        MaskKey(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key"))
+    }
+
     fn mac(&self, value: &[u8]) -> [u8; 32] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
+        let mut m = self.0.clone();
         m.update(value);
         m.finalize().into_bytes().into()
     }
@@ -87,8 +92,10 @@ impl CompiledMask {
     pub fn mask_value(&self, v: &str, out: &mut String) {
         match self {
             CompiledMask::Hmac { key, length } => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 for b in key.mac(v.as_bytes()) {
-                    out.push_str(&format!("{b:02x}"));
+                    out.push(HEX[(b >> 4) as usize] as char);
+                    out.push(HEX[(b & 15) as usize] as char);
                 }
                 out.truncate(*length);
             }
@@ -169,7 +176,7 @@ mod tests {
 
     #[test]
     fn masks_are_deterministic_and_hide_the_value() {
-        let key = MaskKey(b"k1".to_vec());
+        let key = MaskKey::new(b"k1");
         let h = CompiledMask::Hmac {
             key: key.clone(),
             length: 64,
@@ -178,7 +185,7 @@ mod tests {
         assert_ne!(m(&h, "alice@example.com"), m(&h, "bob@example.com"));
         assert_eq!(m(&h, "x").len(), 64);
         let other = CompiledMask::Hmac {
-            key: MaskKey(b"k2".to_vec()),
+            key: MaskKey::new(b"k2"),
             length: 64,
         };
         assert_ne!(m(&h, "x"), m(&other, "x"), "another key, another mask");
@@ -195,6 +202,6 @@ mod tests {
         assert_eq!(fake.find('@'), Some(14));
         assert!(fake.chars().next().unwrap().is_ascii_uppercase());
         assert!(fake.chars().nth(12).unwrap().is_ascii_digit());
-        assert_eq!(format!("{:?}", MaskKey(b"secret".to_vec())), "***");
+        assert_eq!(format!("{:?}", MaskKey::new(b"secret")), "***");
     }
 }
