@@ -11,6 +11,7 @@ pub mod ident;
 pub mod plan;
 pub mod reject;
 pub mod size;
+pub mod transform;
 pub mod types;
 pub mod url;
 

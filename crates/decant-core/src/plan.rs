@@ -103,6 +103,10 @@ pub struct LoadConfig {
     /// fails the job, leaving the chunks committed so far consistent and resumable. The default
     /// 0 fails on the first reject; raise it to load past bad records.
     pub max_rejects: u64,
+    /// Rejected records as a share of the rows read (0.0–1.0) the job tolerates, checked as each
+    /// chunk commits; unset means no ratio limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_reject_ratio: Option<f64>,
 }
 
 impl Default for LoadConfig {
@@ -116,6 +120,7 @@ impl Default for LoadConfig {
             primary_key_after_load: true,
             retries: 5,
             max_rejects: 0,
+            max_reject_ratio: None,
         }
     }
 }
@@ -142,9 +147,23 @@ pub struct TableConfig {
     /// Overrides `load.chunk_rows` for this table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_rows: Option<u64>,
-    /// Per-column settings, keyed by the source column name.
+    /// Per-column settings, keyed by the source column name; a key that names no source column
+    /// with an `expr` or `value` adds a computed column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, ColumnConfig>,
+    /// Only rows for which this SQL expression is true are loaded (DataFusion dialect, over the
+    /// source and computed columns); the others are counted as filtered.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Row rules, checked in order on every row (after `expr`, before masking).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::transform::RowRule>,
+    /// Rejected records this table tolerates (on top of `load.max_rejects` for the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rejects: Option<u64>,
+    /// Rejected records as a share of this table's rows read (0.0–1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reject_ratio: Option<f64>,
 }
 
 /// Settings for one column.
@@ -163,6 +182,16 @@ pub struct ColumnConfig {
     /// Hazard policies for this column; they override the type's and the global ones.
     #[serde(default, skip_serializing_if = "is_default_policies")]
     pub policies: PolicySet,
+    /// A SQL expression (DataFusion dialect) over the source columns whose value replaces the
+    /// column's, e.g. `lower(trim(email))`; on a new key, a computed column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
+    /// A constant for every row (string, number or boolean): a constant column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// Masks the value everywhere it could leak: target, quarantine, logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<crate::transform::Mask>,
 }
 
 fn is_default_policies(p: &PolicySet) -> bool {
@@ -277,6 +306,43 @@ impl Plan {
             problems.push(format!(
                 "validate.float_tolerance must be a number >= 0 (a relative tolerance such as 1e-6), not {tolerance}"
             ));
+        }
+        if let Some(r) = self.load.max_reject_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            problems.push(format!(
+                "load.max_reject_ratio must be between 0 and 1, not {r}"
+            ));
+        }
+        for (name, t) in &self.tables {
+            if let Some(r) = t.max_reject_ratio
+                && !(0.0..=1.0).contains(&r)
+            {
+                problems.push(format!(
+                    "[tables.\"{name}\"] max_reject_ratio must be between 0 and 1, not {r}"
+                ));
+            }
+            let mut rule_names = std::collections::HashSet::new();
+            for rule in &t.rules {
+                if rule.name.trim().is_empty() || !rule_names.insert(rule.name.as_str()) {
+                    problems.push(format!(
+                        "[tables.\"{name}\"] rules need a unique, non-empty name (`{}`)",
+                        rule.name
+                    ));
+                }
+            }
+            for (col, c) in &t.columns {
+                if c.expr.is_some() && c.value.is_some() {
+                    problems.push(format!(
+                        "[tables.\"{name}\".columns.\"{col}\"] has both expr and value; keep one"
+                    ));
+                }
+                if c.skip && (c.expr.is_some() || c.value.is_some() || c.mask.is_some()) {
+                    problems.push(format!(
+                        "[tables.\"{name}\".columns.\"{col}\"] is skipped and transformed; keep one"
+                    ));
+                }
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, rule) in self.validate.rules.iter().enumerate() {

@@ -24,6 +24,28 @@ fn reference_plan_parses_and_sets_every_key() {
     );
     assert!(film.columns["fulltext"].skip);
     assert!(plan.tables["staff"].skip);
+    let customer = &plan.tables["customer"];
+    assert_eq!(customer.filter.as_deref(), Some("active = 1"));
+    assert_eq!(customer.max_rejects, Some(50));
+    assert_eq!(customer.max_reject_ratio, Some(0.02));
+    assert_eq!(plan.load.max_reject_ratio, Some(0.01));
+    assert_eq!(
+        customer.columns["email"].mask,
+        Some(decant_core::transform::Mask::Hmac {
+            key_env: "DECANT_MASK_KEY".into(),
+            length: None
+        })
+    );
+    assert_eq!(
+        customer.columns["origin"].value,
+        Some(serde_json::json!("sakila"))
+    );
+    assert_eq!(customer.rules.len(), 3);
+    assert_eq!(
+        customer.rules[1].action,
+        decant_core::transform::RuleAction::Warn
+    );
+    assert_eq!(customer.rules[2].check.kind(), "unique");
     assert_eq!(plan.validate.mode, ValidateMode::Checksum);
     assert_eq!(plan.validate.float_tolerance, 1e-6);
     assert_eq!(plan.validate.rules.len(), 2);
@@ -48,6 +70,8 @@ fn reference_plan_parses_and_sets_every_key() {
         "max_memory",
         "primary_key_after_load",
         "retries",
+        "max_rejects",
+        "max_reject_ratio",
     ] {
         assert!(
             text.contains(&format!("\n{key} = ")),

@@ -13,6 +13,8 @@ pub mod preflight;
 pub mod progress;
 pub mod rollback;
 pub mod runner;
+pub mod transform_plan;
+pub mod transform_run;
 pub mod validate;
 
 pub use control::JobControl;

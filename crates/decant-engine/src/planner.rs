@@ -38,6 +38,10 @@ pub struct TableJob {
     pub checks: Vec<crate::hazards::PlannedCheck>,
     /// Every column's hazard policies, resolved (column → type → global), by source column.
     pub policies: std::collections::BTreeMap<String, decant_core::hazard::PolicySet>,
+    /// The table's transforms (computed columns, filter, rules, masks); none when the plan
+    /// declares none, and then the runner skips that stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<decant_transform::TransformSpec>,
 }
 
 impl TableJob {
@@ -69,8 +73,15 @@ impl TableJob {
             self.target
                 .columns
                 .iter()
-                .zip(&self.source_columns)
-                .map(|(t, s)| t.logical.arrow_field(&t.name, t.nullable, &s.native_type))
+                .enumerate()
+                .map(|(i, t)| {
+                    // Computed columns have no source column: their source type is their own.
+                    let source_type = self
+                        .source_columns
+                        .get(i)
+                        .map_or(t.native_type.as_str(), |s| s.native_type.as_str());
+                    t.logical.arrow_field(&t.name, t.nullable, source_type)
+                })
                 .collect::<Vec<_>>(),
         ))
     }
@@ -296,6 +307,28 @@ pub fn build_plan(
                 auto_increment: c.auto_increment,
             });
         }
+        // Hazard checks look at source values, before any transform: they pair each source
+        // column with its target column as the plain mapping made it.
+        let untransformed = target_columns.clone();
+        let transform = cfg.and_then(|cfg| {
+            let schema = Arc::new(Schema::new(
+                source_columns
+                    .iter()
+                    .zip(&target_columns)
+                    .map(|(s, t)| s.logical.arrow_field(&s.name, t.nullable, &s.native_type))
+                    .collect::<Vec<_>>(),
+            ));
+            crate::transform_plan::plan_transform(
+                &t.name,
+                cfg,
+                &source_columns,
+                &mut target_columns,
+                &t.primary_key,
+                schema,
+                target,
+                &mut problems,
+            )
+        });
         let map_cols = |cols: &[String]| -> Option<Vec<String>> {
             cols.iter().map(|c| renamed.get(c).cloned()).collect()
         };
@@ -383,11 +416,8 @@ pub fn build_plan(
             indexes,
             foreign_keys,
         };
-        let pairs: Vec<(SourceColumn, TargetColumn)> = source_columns
-            .iter()
-            .cloned()
-            .zip(target_table.columns.iter().cloned())
-            .collect();
+        let pairs: Vec<(SourceColumn, TargetColumn)> =
+            source_columns.iter().cloned().zip(untransformed).collect();
         let (checks, policies) = crate::hazards::plan_checks(
             plan,
             &t.name,
@@ -420,6 +450,7 @@ pub fn build_plan(
             row_estimate: t.row_estimate,
             size_bytes: t.size_bytes,
             notes,
+            transform,
         });
     }
     if !problems.is_empty() {

@@ -72,8 +72,15 @@ pub struct TableSummary {
     pub source_rows: u64,
     /// Rows committed by this job, from the target's chunk markers.
     pub rows_written: u64,
-    /// Records quarantined by this job (see `decant rejects`): written + rejected = source rows.
+    /// Records quarantined by this job (see `decant rejects`): written + rejected + filtered =
+    /// source rows.
     pub rows_rejected: u64,
+    /// Rows the table's `where` filter left out.
+    pub rows_filtered: u64,
+    /// Per transform step (computed columns, filter, rules, masks): rows seen, changed,
+    /// rejected, warned, in this run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<crate::transform_run::StepSummary>,
     /// Rows the target table holds, when the job owns the whole table.
     pub target_rows: Option<u64>,
     pub bytes: u64,
@@ -595,6 +602,11 @@ struct ChunkTask {
     /// For an append load into a table that existed: the target column (index) of its integer
     /// key, whose values each chunk records so that a rollback can delete exactly its rows.
     key_capture: Option<usize>,
+    /// The table's transforms and limits.
+    transforms: Arc<crate::transform_run::TableTransforms>,
+    /// Records read for the whole job (for `load.max_reject_ratio`).
+    job_seen: Arc<std::sync::atomic::AtomicU64>,
+    max_reject_ratio: Option<f64>,
 }
 
 /// The column whose inserted values an append load records for rollback: the target's
@@ -683,6 +695,9 @@ async fn execute(
     let rejected = Arc::new(std::sync::atomic::AtomicU64::new(
         rejected_before.values().sum(),
     ));
+    let filtered_before = committed_filtered(store, job_id, &done).await?;
+    let job_seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut table_transforms = HashMap::new();
     let mut tasks = Vec::new();
     for (t, decision) in &loaded.tables {
         let key = t.target.name.to_string();
@@ -711,6 +726,43 @@ async fn execute(
             r.add_table(t, &specs);
         }
         let table = Arc::new(t.clone());
+        // Compiled once per table; every chunk evaluates the same physical expressions.
+        let compiled = match &t.transform {
+            Some(spec) => Some(Arc::new(
+                decant_transform::TableTransform::compile(spec, t.source_schema()).map_err(
+                    |errors| {
+                        EngineError::Plan(
+                            errors
+                                .iter()
+                                .map(|e| format!("table {}: {e}", t.source))
+                                .collect(),
+                        )
+                    },
+                )?,
+            )),
+            None => None,
+        };
+        let table_rejected = rejected_before.get(&key).copied().unwrap_or(0);
+        let table_seen = committed
+            .iter()
+            .filter(|m| m.table == key)
+            .map(|m| m.rows)
+            .sum::<u64>()
+            + table_rejected
+            + filtered_before.get(&key).copied().unwrap_or(0);
+        job_seen.fetch_add(table_seen, Ordering::Relaxed);
+        let cfg = plan
+            .tables
+            .get(&t.source.to_string())
+            .or_else(|| plan.tables.get(&t.source.name));
+        let transforms = Arc::new(crate::transform_run::TableTransforms::new(
+            compiled,
+            table_rejected,
+            table_seen,
+            cfg.and_then(|c| c.max_rejects),
+            cfg.and_then(|c| c.max_reject_ratio),
+        ));
+        table_transforms.insert(key.clone(), transforms.clone());
         for c in specs
             .into_iter()
             .filter(|c| !done.contains(&(key.clone(), c.id.clone())))
@@ -726,6 +778,9 @@ async fn execute(
                 max_rejects: plan.load.max_rejects,
                 recorded: recorded.clone(),
                 key_capture,
+                transforms: transforms.clone(),
+                job_seen: job_seen.clone(),
+                max_reject_ratio: plan.load.max_reject_ratio,
             });
         }
     }
@@ -839,6 +894,7 @@ async fn execute(
         .map(|m| (m.table.clone(), m.chunk_id.clone()))
         .collect();
     let rejected = committed_rejects(store, job_id, &committed_now).await?;
+    let filtered = committed_filtered(store, job_id, &committed_now).await?;
     let mut tables = Vec::new();
     let mut problems = Vec::new();
     let snapshot = progress.tables();
@@ -863,9 +919,10 @@ async fn execute(
             ));
         }
         let rows_rejected = rejected.get(&key).copied().unwrap_or(0);
-        if rows_written + rows_rejected != source_rows {
+        let rows_filtered = filtered.get(&key).copied().unwrap_or(0);
+        if rows_written + rows_rejected + rows_filtered != source_rows {
             problems.push(format!(
-                "{key}: source has {source_rows} rows, {rows_written} were written and {rows_rejected} rejected"
+                "{key}: source has {source_rows} rows, {rows_written} were written, {rows_rejected} rejected and {rows_filtered} filtered"
             ));
         }
         if let Some(tr) = target_rows.filter(|tr| *tr != rows_written) {
@@ -890,12 +947,18 @@ async fn execute(
         store
             .record_success(job_id, &key, source_rows, rows_written, target_rows)
             .await?;
+        let step_counts = table_transforms
+            .get(&key)
+            .map(|t: &Arc<crate::transform_run::TableTransforms>| t.summary())
+            .unwrap_or_default();
         tables.push(TableSummary {
             source: t.source.to_string(),
             target: key,
             source_rows,
             rows_written,
             rows_rejected,
+            rows_filtered,
+            transforms: step_counts,
             target_rows,
             bytes,
             chunks: expected_chunks,
@@ -1015,6 +1078,13 @@ async fn attempt_chunk(
         rows: 0,
     };
     let target_schema = t.target_schema();
+    let mut transform = task
+        .transforms
+        .compiled
+        .as_ref()
+        .map(|c| c.begin_chunk(&task.chunk.id));
+    let transformed = transform.is_some();
+    let mut limits = crate::transform_run::Reservation::default();
     let (rtx, mut rrx) = mpsc::channel(2);
     let (wtx, wrx) = chunk_channel(2);
     let reader = tokio::spawn(async move { source.read_chunk(&request, rtx).await });
@@ -1026,6 +1096,20 @@ async fn attempt_chunk(
         let mut keys: Vec<i64> = Vec::new();
         let mut bytes = 0u64;
         let mut changed = LocalCounts::new();
+        let (mut filtered, mut rule_rejects) = (0u64, 0u64);
+        // With transforms, converted columns are the target's, named by the target.
+        let column_name = |col: usize| -> String {
+            if transformed {
+                t.target
+                    .columns
+                    .get(col)
+                    .map_or_else(String::new, |c| c.name.clone())
+            } else {
+                t.source_columns
+                    .get(col)
+                    .map_or_else(String::new, |c| c.name.clone())
+            }
+        };
         while let Some(batch) = rrx.recv().await {
             // A row larger than the whole ceiling cannot be held to it: stop with a message
             // rather than let the process grow (a reader allocates one row at a time at most).
@@ -1052,13 +1136,31 @@ async fn attempt_chunk(
                     message,
                 },
             )?;
+            let batch = match transform.as_mut() {
+                Some(run) => {
+                    let applied = run.apply(&batch).map_err(|e| {
+                        crate::transform_run::chunk_error(
+                            &t.source.to_string(),
+                            task.chunk.range.describe(),
+                            e,
+                        )
+                    })?;
+                    filtered += applied.filtered;
+                    rule_rejects += applied.rejects.len() as u64;
+                    for r in applied.rejects {
+                        rejects.push(r);
+                    }
+                    if applied.batch.num_rows() == 0 {
+                        continue;
+                    }
+                    applied.batch
+                }
+                None => batch,
+            };
             let converted = convert_batch(&batch, &target_schema).map_err(|(col, message)| {
                 ConnectorError::Value {
                     table: t.source.to_string(),
-                    column: t
-                        .source_columns
-                        .get(col)
-                        .map_or_else(String::new, |c| c.name.clone()),
+                    column: column_name(col),
                     range: task.chunk.range.describe(),
                     message: format!(
                         "cannot convert to the target type {}: {message}",
@@ -1111,9 +1213,41 @@ async fn attempt_chunk(
                 .await
                 .map_err(|e| ConnectorError::Internal(e.to_string()))?;
         }
+        store
+            .replace_filtered(job_id, &t.target.name.to_string(), &task.chunk.id, filtered)
+            .await
+            .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+        // Records this chunk read: rows (some filtered or rejected by rules) plus the records
+        // the reader itself refused.
+        let records = read + quarantined.len() as u64 - rule_rejects;
+        let tt = &task.transforms;
+        let table_rejected = limits.add(&tt.rejected, quarantined.len() as u64);
+        let table_seen = limits.add(&tt.seen, records);
+        let job_seen = limits.add(&task.job_seen, records);
+        if let Some(limit) = tt.max_rejects
+            && table_rejected > limit
+        {
+            return Err(ConnectorError::Config(format!(
+                "{table_rejected} records of {} rejected, more than its max_rejects = {limit}; `decant rejects` lists them: \
+                 fix the data or the rules, or raise the limit, and run again to resume",
+                t.source
+            )));
+        }
+        crate::transform_run::check_ratio(
+            &format!("[tables.\"{}\"] max_reject_ratio", t.source),
+            table_rejected,
+            table_seen,
+            tt.max_reject_ratio,
+        )?;
+        crate::transform_run::check_ratio(
+            "load.max_reject_ratio",
+            task.rejected.load(Ordering::SeqCst),
+            job_seen,
+            task.max_reject_ratio,
+        )?;
         // Only a reader that finished cleanly lets the writer commit.
         wtx.finish().await?;
-        Ok::<_, ConnectorError>((read, bytes, changed))
+        Ok::<_, ConnectorError>((read - filtered - rule_rejects, bytes, changed))
     };
     let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
     // Both halves run to their end, so the error reported is the cause, not its echo: a failed
@@ -1139,6 +1273,10 @@ async fn attempt_chunk(
     if let (Some(r), Some(h)) = (&task.recorded, hasher) {
         r.record(h);
     }
+    limits.keep();
+    if let Some(run) = transform {
+        task.transforms.merge(&run.commit());
+    }
     Ok((written, bytes, changed))
 }
 
@@ -1150,6 +1288,21 @@ async fn committed_rejects(
 ) -> Result<HashMap<String, u64>, EngineError> {
     let mut per_table = HashMap::new();
     for ((table, chunk), n) in store.reject_counts(job_id).await? {
+        if committed.contains(&(table.clone(), chunk)) {
+            *per_table.entry(table).or_default() += n;
+        }
+    }
+    Ok(per_table)
+}
+
+/// Rows left out by `where` filters per target table, of the chunks in `committed` only.
+async fn committed_filtered(
+    store: &Store,
+    job_id: &str,
+    committed: &HashSet<(String, String)>,
+) -> Result<HashMap<String, u64>, EngineError> {
+    let mut per_table = HashMap::new();
+    for ((table, chunk), n) in store.filtered_counts(job_id).await? {
         if committed.contains(&(table.clone(), chunk)) {
             *per_table.entry(table).or_default() += n;
         }

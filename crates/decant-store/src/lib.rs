@@ -639,6 +639,66 @@ impl Store {
             .collect())
     }
 
+    /// Records how many rows a chunk's `where` filter left out, replacing an earlier attempt's
+    /// count (like [`Store::replace_rejects`]); the end-of-run proof adds them to the written rows.
+    pub async fn replace_filtered(
+        &self,
+        job: &str,
+        table: &str,
+        chunk: &str,
+        rows: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM error_logs WHERE job_id = $1 AND kind = 'filtered' AND table_name = $2 AND chunk_id = $3",
+        )
+        .bind(job)
+        .bind(table)
+        .bind(chunk)
+        .execute(&mut *tx)
+        .await?;
+        if rows > 0 {
+            sqlx::query(
+                "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at, kind) \
+                 VALUES ($1, $2, $3, 'User', $4, $5, 'filtered')",
+            )
+            .bind(job)
+            .bind(table)
+            .bind(chunk)
+            .bind(rows.to_string())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rows left out by `where` filters, per (table, chunk) of a job.
+    pub async fn filtered_counts(
+        &self,
+        job: &str,
+    ) -> Result<std::collections::BTreeMap<(String, String), u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT table_name, chunk_id, message FROM error_logs WHERE job_id = $1 AND kind = 'filtered'",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (
+                        r.get::<Option<String>, _>(0).unwrap_or_default(),
+                        r.get::<Option<String>, _>(1).unwrap_or_default(),
+                    ),
+                    r.get::<String, _>(2).parse().unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
     /// Quarantined records per (table, chunk) of a job.
     pub async fn reject_counts(
         &self,

@@ -3,6 +3,7 @@
 mod inspect;
 mod plan;
 mod preflight;
+mod rejects;
 mod render;
 mod rollback;
 mod run;
@@ -99,6 +100,28 @@ enum Command {
         #[arg(long)]
         no_rules: bool,
         /// The control store, where the outcome is recorded.
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        state: PathBuf,
+    },
+    /// List or export a job's quarantine: the records its rules (or the reader) rejected, with
+    /// the rule, the reason and where each came from. Masked columns appear masked.
+    ///
+    /// JOB is a job id (as `decant run` prints it) or a job name (its latest job).
+    Rejects {
+        /// Job id or job name.
+        job: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: rejects::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The control store.
         #[arg(
             long,
             value_name = "FILE",
@@ -248,6 +271,22 @@ fn main() -> ExitCode {
                 json,
                 state,
             } => rollback::rollback(&state, &job, force, json).await,
+            Command::Rejects {
+                job,
+                format,
+                output,
+                state,
+            } => {
+                rejects::rejects(
+                    &job,
+                    rejects::Flags {
+                        format,
+                        output,
+                        state,
+                    },
+                )
+                .await
+            }
             Command::Run {
                 plan,
                 restart,

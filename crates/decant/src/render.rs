@@ -160,6 +160,18 @@ pub fn print_summary(s: &RunSummary) {
             "  {} → {}: {} rows ({}, source {}){resumed}",
             t.source, t.target, t.rows_written, t.decision, t.source_rows
         );
+        if t.rows_rejected > 0 || t.rows_filtered > 0 {
+            println!(
+                "    {} rejected (decant rejects {}), {} filtered by where",
+                t.rows_rejected, s.job_id, t.rows_filtered
+            );
+        }
+        for step in &t.transforms {
+            println!(
+                "    {} {}: seen {}, changed {}, rejected {}, warned {}",
+                step.kind, step.name, step.seen, step.changed, step.rejected, step.warned
+            );
+        }
         for n in &t.notes {
             println!("    note: {n}");
         }

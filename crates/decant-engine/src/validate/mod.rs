@@ -166,6 +166,14 @@ async fn validate_inner(
     let mut tables = Vec::new();
     for job in &job_plan.tables {
         let resolved = match catalog.tables.iter().find(|t| t.name == job.source) {
+            // The digests compare source values as the plan maps them; transforms are not
+            // replayed on the source side yet, so a transformed table cannot be compared.
+            Some(_) if job.transform.is_some() => Err(format!(
+                "{} has transforms (expr, value, mask, where or rules), which validation does not \
+                 apply to the source yet, so its values cannot be compared; check it with \
+                 [[validate.rules]] on the target, or leave it out of the plan you validate",
+                job.source
+            )),
             Some(st) => {
                 table::resolve(job, st, &target_catalog, source.as_ref(), target.as_ref()).await
             }

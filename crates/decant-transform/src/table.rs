@@ -1,0 +1,666 @@
+//! A table's transforms compiled once into DataFusion physical expressions, then run on every
+//! batch: computed and constant columns, the filter, row rules, masks, in that order.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::compute::kernels::cmp::distinct;
+use datafusion::arrow::compute::{filter_record_batch, prep_null_mask_filter};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use decant_core::Reject;
+use decant_core::transform::{Mask, RowRule, RuleAction, RuleCheck};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TransformError;
+use crate::mask::CompiledMask;
+use crate::rules::{rule_expr, rule_reason};
+
+/// One column the transforms produce, in target order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// The name expressions, the filter and rules use: the source column's name, or the key of
+    /// a computed column.
+    pub name: String,
+    /// Its name on the target (quarantine records use it).
+    pub target_name: String,
+    /// The source column it copies when it has neither `expr` nor `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Mask>,
+}
+
+/// A table's transforms as the plan declares them (stored with the job; compiled at run start).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TransformSpec {
+    pub outputs: Vec<OutputSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RowRule>,
+    /// Columns (by `name`) that locate a rejected row (`id=42`): the primary key, if unmasked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_columns: Vec<String>,
+}
+
+impl TransformSpec {
+    /// True when the transforms change nothing: the runner then skips them entirely.
+    pub fn is_identity(&self) -> bool {
+        self.filter.is_none()
+            && self.rules.is_empty()
+            && self.outputs.iter().all(|o| {
+                o.expr.is_none() && o.value.is_none() && o.mask.is_none() && o.source.is_some()
+            })
+    }
+}
+
+/// Per step counts of one chunk or a whole table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCounts {
+    pub seen: u64,
+    pub changed: u64,
+    pub rejected: u64,
+    pub warned: u64,
+}
+
+/// A transform step as the summary names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// `expr`, `value`, `where`, `mask:hmac`, `rule:not_null`, …
+    pub kind: String,
+    /// The column or the rule's name.
+    pub name: String,
+}
+
+enum Stage {
+    Copy(usize),
+    Eval(Arc<dyn PhysicalExpr>),
+}
+
+struct CompiledRule {
+    rule: RowRule,
+    check: RuleEval,
+    step: usize,
+}
+
+enum RuleEval {
+    Expr(Arc<dyn PhysicalExpr>),
+    /// Indices into the stage batch, and the keys seen so far in this load.
+    Unique(Vec<usize>, Arc<Mutex<HashSet<u128>>>),
+}
+
+/// Compiled transforms of one table; shared by all its chunks.
+pub struct TableTransform {
+    input: SchemaRef,
+    stage_schema: SchemaRef,
+    stages: Vec<(Stage, Option<usize>, Option<usize>)>, // stage, source index for `changed`, step
+    filter: Option<(Arc<dyn PhysicalExpr>, usize)>,
+    rules: Vec<CompiledRule>,
+    masks: Vec<(usize, CompiledMask, usize)>,
+    key_columns: Vec<usize>,
+    target_names: Vec<String>,
+    steps: Vec<Step>,
+}
+
+fn plan_err(column: &str, e: impl std::fmt::Display) -> TransformError {
+    TransformError::Plan {
+        column: column.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn json_literal(v: &serde_json::Value) -> Result<ScalarValue, String> {
+    Ok(match v {
+        serde_json::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => ScalarValue::Int64(Some(i)),
+            None => ScalarValue::Float64(n.as_f64()),
+        },
+        serde_json::Value::Null => ScalarValue::Null,
+        other => {
+            return Err(format!(
+                "a constant must be text, a number or a boolean, not {other}"
+            ));
+        }
+    })
+}
+
+pub(crate) fn literal(v: &serde_json::Value) -> Result<Expr, String> {
+    json_literal(v).map(lit)
+}
+
+/// A session with Decant's cleansing functions registered.
+pub fn session() -> SessionContext {
+    let ctx = SessionContext::new();
+    for f in crate::functions::cleansing_udfs() {
+        ctx.register_udf(f);
+    }
+    ctx
+}
+
+fn to_bool(
+    value: datafusion::logical_expr::ColumnarValue,
+    rows: usize,
+) -> Result<BooleanArray, TransformError> {
+    let a = value
+        .into_array(rows)
+        .map_err(|e| TransformError::Eval(e.to_string()))?;
+    match a.as_boolean_opt() {
+        // NULL counts as false: a row passes only when the condition is true.
+        Some(b) if b.null_count() > 0 => Ok(prep_null_mask_filter(b)),
+        Some(b) => Ok(b.clone()),
+        None => Err(TransformError::Eval(format!(
+            "a condition returned {} instead of a boolean",
+            a.data_type()
+        ))),
+    }
+}
+
+impl TableTransform {
+    /// Compiles `spec` for batches of `input`. Every problem is reported, each with its
+    /// column or rule and DataFusion's message (with the position for syntax errors).
+    pub fn compile(
+        spec: &TransformSpec,
+        input: SchemaRef,
+    ) -> Result<TableTransform, Vec<TransformError>> {
+        let ctx = session();
+        let mut problems = Vec::new();
+        let input_df = match DFSchema::try_from(input.as_ref().clone()) {
+            Ok(s) => s,
+            Err(e) => return Err(vec![plan_err("(schema)", e)]),
+        };
+        let mut steps = Vec::new();
+        let mut stages = Vec::new();
+        let mut fields = Vec::new();
+        for o in &spec.outputs {
+            let source_idx = o.source.as_deref().and_then(|s| input.index_of(s).ok());
+            let compiled: Result<(Stage, Option<usize>), TransformError> =
+                if let Some(sql) = &o.expr {
+                    ctx.parse_sql_expr(sql, &input_df)
+                        .and_then(|e| ctx.create_physical_expr(e, &input_df))
+                        .map_err(|e| plan_err(&o.name, format!("expr `{sql}`: {e}")))
+                        .map(|p| {
+                            steps.push(Step {
+                                kind: "expr".into(),
+                                name: o.name.clone(),
+                            });
+                            (Stage::Eval(p), Some(steps.len() - 1))
+                        })
+                } else if let Some(v) = &o.value {
+                    literal(v)
+                        .map_err(|e| plan_err(&o.name, e))
+                        .and_then(|e| {
+                            ctx.create_physical_expr(e, &input_df)
+                                .map_err(|e| plan_err(&o.name, e))
+                        })
+                        .map(|p| {
+                            steps.push(Step {
+                                kind: "value".into(),
+                                name: o.name.clone(),
+                            });
+                            (Stage::Eval(p), Some(steps.len() - 1))
+                        })
+                } else {
+                    match source_idx {
+                        Some(i) => Ok((Stage::Copy(i), None)),
+                        None => Err(plan_err(
+                            &o.name,
+                            "names no source column; give it an expr or a value",
+                        )),
+                    }
+                };
+            match compiled {
+                Ok((stage, step)) => {
+                    let (dt, nullable) = match &stage {
+                        Stage::Copy(i) => (
+                            input.field(*i).data_type().clone(),
+                            input.field(*i).is_nullable(),
+                        ),
+                        Stage::Eval(p) => (
+                            p.data_type(&input).unwrap_or(DataType::Null),
+                            p.nullable(&input).unwrap_or(true),
+                        ),
+                    };
+                    let dt = if dt == DataType::Null {
+                        DataType::Utf8
+                    } else {
+                        dt
+                    };
+                    fields.push(Field::new(&o.name, dt, nullable || o.mask.is_some()));
+                    stages.push((stage, source_idx.filter(|_| step.is_some()), step));
+                }
+                Err(e) => {
+                    // Keep going with a text placeholder, so that the filter's and the rules'
+                    // errors are reported in the same pass.
+                    problems.push(e);
+                    fields.push(Field::new(&o.name, DataType::Utf8, true));
+                }
+            }
+        }
+        let stage_schema = Arc::new(Schema::new(fields));
+        let stage_df = match DFSchema::try_from(stage_schema.as_ref().clone()) {
+            Ok(s) => s,
+            Err(e) => return Err(vec![plan_err("(columns)", e)]),
+        };
+        let filter = spec.filter.as_ref().and_then(|sql| {
+            match ctx
+                .parse_sql_expr(sql, &stage_df)
+                .and_then(|e| ctx.create_physical_expr(e, &stage_df))
+            {
+                Ok(p) => {
+                    steps.push(Step {
+                        kind: "where".into(),
+                        name: sql.clone(),
+                    });
+                    Some((p, steps.len() - 1))
+                }
+                Err(e) => {
+                    problems.push(plan_err("where", format!("`{sql}`: {e}")));
+                    None
+                }
+            }
+        });
+        let mut rules = Vec::new();
+        for r in &spec.rules {
+            let label = format!("rule `{}`", r.name);
+            let check = match &r.check {
+                RuleCheck::Unique { columns } => {
+                    let idx: Result<Vec<usize>, _> = columns
+                        .iter()
+                        .map(|c| {
+                            stage_schema
+                                .index_of(c)
+                                .map_err(|_| plan_err(&label, format!("unique: no column `{c}`")))
+                        })
+                        .collect();
+                    if columns.is_empty() {
+                        Err(plan_err(&label, "unique needs at least one column"))
+                    } else {
+                        idx.map(|i| RuleEval::Unique(i, Arc::default()))
+                    }
+                }
+                check => rule_expr(&ctx, check, &stage_df)
+                    .and_then(|e| {
+                        ctx.create_physical_expr(e, &stage_df)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map(RuleEval::Expr)
+                    .map_err(|e| plan_err(&label, e)),
+            };
+            match check {
+                Ok(check) => {
+                    steps.push(Step {
+                        kind: format!("rule:{}", r.check.kind()),
+                        name: r.name.clone(),
+                    });
+                    rules.push(CompiledRule {
+                        rule: r.clone(),
+                        check,
+                        step: steps.len() - 1,
+                    });
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        let mut masks = Vec::new();
+        for (i, o) in spec.outputs.iter().enumerate() {
+            if let Some(m) = &o.mask {
+                match CompiledMask::compile(m, &o.name) {
+                    Ok(m) => {
+                        steps.push(Step {
+                            kind: format!("mask:{}", m.name()),
+                            name: o.name.clone(),
+                        });
+                        masks.push((i, m, steps.len() - 1));
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        let masked: HashSet<&str> = spec
+            .outputs
+            .iter()
+            .filter(|o| o.mask.is_some())
+            .map(|o| o.name.as_str())
+            .collect();
+        let key_columns = if spec.key_columns.iter().any(|k| masked.contains(k.as_str())) {
+            vec![] // a masked key would leak through the location
+        } else {
+            spec.key_columns
+                .iter()
+                .filter_map(|k| stage_schema.index_of(k).ok())
+                .collect()
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let stage_fields: Vec<Field> = stage_schema
+            .fields()
+            .iter()
+            .zip(&masks_types(&stage_schema, &masks))
+            .map(|(f, dt)| Field::new(f.name(), dt.clone(), f.is_nullable()))
+            .collect();
+        Ok(TableTransform {
+            input,
+            stage_schema: Arc::new(Schema::new(stage_fields)),
+            stages,
+            filter,
+            rules,
+            masks,
+            key_columns,
+            target_names: spec.outputs.iter().map(|o| o.target_name.clone()).collect(),
+            steps,
+        })
+    }
+
+    /// The Arrow types of the output columns, in target order (a masked column is text).
+    pub fn output_schema(&self) -> SchemaRef {
+        self.stage_schema.clone()
+    }
+
+    /// The steps, in the order their counts are reported.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Starts a chunk attempt: its counts, and the unique keys it adds, which are forgotten
+    /// again unless [`ChunkRun::commit`] is called.
+    pub fn begin_chunk(self: &Arc<Self>, chunk_id: &str) -> ChunkRun {
+        ChunkRun {
+            transform: self.clone(),
+            chunk_id: chunk_id.to_string(),
+            counts: vec![StepCounts::default(); self.steps.len()],
+            rows: 0,
+            added: Vec::new(),
+            committed: false,
+        }
+    }
+}
+
+fn masks_types(schema: &Schema, masks: &[(usize, CompiledMask, usize)]) -> Vec<DataType> {
+    (0..schema.fields().len())
+        .map(|i| {
+            if masks.iter().any(|(m, _, _)| *m == i) {
+                DataType::Utf8
+            } else {
+                schema.field(i).data_type().clone()
+            }
+        })
+        .collect()
+}
+
+/// One chunk attempt's state.
+pub struct ChunkRun {
+    transform: Arc<TableTransform>,
+    chunk_id: String,
+    counts: Vec<StepCounts>,
+    rows: u64,
+    added: Vec<(usize, u128)>,
+    committed: bool,
+}
+
+/// A transformed batch and what it left out.
+pub struct Applied {
+    pub batch: RecordBatch,
+    pub rejects: Vec<Reject>,
+    /// Rows the filter left out.
+    pub filtered: u64,
+    /// Rows loaded although a `warn` rule flagged them.
+    pub warned: u64,
+}
+
+fn text(col: &dyn Array, row: usize) -> Option<String> {
+    if col.is_null(row) {
+        return None;
+    }
+    let f =
+        datafusion::arrow::util::display::ArrayFormatter::try_new(col, &Default::default()).ok()?;
+    Some(f.value(row).to_string())
+}
+
+impl ChunkRun {
+    /// Runs the transforms on one batch of the source's schema.
+    pub fn apply(&mut self, batch: &RecordBatch) -> Result<Applied, TransformError> {
+        let t = self.transform.clone();
+        let rows = batch.num_rows();
+        let eval =
+            |e: &Arc<dyn PhysicalExpr>, b: &RecordBatch| -> Result<ArrayRef, TransformError> {
+                e.evaluate(b)
+                    .and_then(|v| v.into_array(b.num_rows()))
+                    .map_err(|e| TransformError::Eval(e.to_string()))
+            };
+        let mut columns = Vec::with_capacity(t.stages.len());
+        for (i, (stage, source, step)) in t.stages.iter().enumerate() {
+            let col = match stage {
+                Stage::Copy(c) => batch.column(*c).clone(),
+                Stage::Eval(e) => {
+                    let col = eval(e, batch)?;
+                    let want = t.stage_schema.field(i).data_type();
+                    let col = if col.data_type() != want && !t.masks.iter().any(|(m, _, _)| *m == i)
+                    {
+                        arrow_cast::cast(&col, want)
+                            .map_err(|e| TransformError::Eval(e.to_string()))?
+                    } else {
+                        col
+                    };
+                    if let Some(step) = step {
+                        let c = &mut self.counts[*step];
+                        c.seen += rows as u64;
+                        c.changed += match source {
+                            Some(s) if batch.column(*s).data_type() == col.data_type() => {
+                                distinct(batch.column(*s), &col)
+                                    .map(|d| d.true_count() as u64)
+                                    .unwrap_or(rows as u64)
+                            }
+                            _ => rows as u64,
+                        };
+                    }
+                    col
+                }
+            };
+            columns.push(col);
+        }
+        let unmasked_schema = Arc::new(Schema::new(
+            t.stage_schema
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut stage = RecordBatch::try_new(unmasked_schema, columns)
+            .map_err(|e| TransformError::Eval(e.to_string()))?;
+        let first_row = self.rows;
+        self.rows += rows as u64;
+        let mut filtered = 0;
+        // Row numbers in the chunk, for locations, kept through the filter.
+        let mut row_numbers: Vec<u64> = (first_row..first_row + rows as u64).collect();
+        if let Some((f, step)) = &t.filter {
+            let keep = to_bool(
+                f.evaluate(&stage)
+                    .map_err(|e| TransformError::Eval(e.to_string()))?,
+                rows,
+            )?;
+            let c = &mut self.counts[*step];
+            c.seen += rows as u64;
+            filtered = (rows - keep.true_count()) as u64;
+            c.changed += filtered;
+            if filtered > 0 {
+                stage = filter_record_batch(&stage, &keep)
+                    .map_err(|e| TransformError::Eval(e.to_string()))?;
+                row_numbers = row_numbers
+                    .into_iter()
+                    .zip(keep.iter())
+                    .filter(|(_, k)| *k == Some(true))
+                    .map(|(r, _)| r)
+                    .collect();
+            }
+        }
+        let n = stage.num_rows();
+        let mut rejected: Vec<Option<(usize, String)>> = vec![None; n];
+        let mut warned_rows = vec![false; n];
+        let location = |row: usize, stage: &RecordBatch| -> String {
+            if t.key_columns.is_empty() {
+                format!("chunk {} row {}", self.chunk_id, row_numbers[row] + 1)
+            } else {
+                t.key_columns
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{}={}",
+                            t.target_names[*k],
+                            text(stage.column(*k).as_ref(), row).unwrap_or_else(|| "NULL".into())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        for (ri, r) in t.rules.iter().enumerate() {
+            let ok: Vec<bool> = match &r.check {
+                RuleEval::Expr(e) => {
+                    let b = to_bool(
+                        e.evaluate(&stage)
+                            .map_err(|e| TransformError::Eval(e.to_string()))?,
+                        n,
+                    )?;
+                    b.values().iter().collect()
+                }
+                RuleEval::Unique(cols, seen) => {
+                    let mut out = vec![true; n];
+                    let mut set = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    for (row, o) in out.iter_mut().enumerate() {
+                        if rejected[row].is_some() {
+                            continue; // a row that does not load takes no key
+                        }
+                        let mut h = xxhash_rust::xxh3::Xxh3::new();
+                        let mut null = false;
+                        for c in cols {
+                            match text(stage.column(*c).as_ref(), row) {
+                                Some(v) => {
+                                    h.update(&(v.len() as u64).to_le_bytes());
+                                    h.update(v.as_bytes());
+                                }
+                                None => null = true,
+                            }
+                        }
+                        if null {
+                            continue;
+                        }
+                        let key = h.digest128();
+                        if set.insert(key) {
+                            self.added.push((ri, key));
+                        } else {
+                            *o = false;
+                        }
+                    }
+                    out
+                }
+            };
+            let c = &mut self.counts[r.step];
+            c.seen += n as u64;
+            for (row, good) in ok.iter().enumerate() {
+                if *good || rejected[row].is_some() {
+                    continue;
+                }
+                match r.rule.action {
+                    RuleAction::Reject => {
+                        c.rejected += 1;
+                        rejected[row] = Some((ri, rule_reason(&r.rule.check)));
+                    }
+                    RuleAction::Warn => {
+                        c.warned += 1;
+                        warned_rows[row] = true;
+                    }
+                    RuleAction::Fail => {
+                        return Err(TransformError::RuleFailed {
+                            rule: r.rule.name.clone(),
+                            location: location(row, &stage),
+                            reason: rule_reason(&r.rule.check),
+                        });
+                    }
+                }
+            }
+        }
+        // Masks last: rules saw the real values, everything from here on sees masked ones.
+        let mut columns = stage.columns().to_vec();
+        for (i, m, step) in &t.masks {
+            let c = &mut self.counts[*step];
+            c.seen += n as u64;
+            c.changed += (n - columns[*i].null_count()) as u64;
+            columns[*i] = m.apply(&columns[*i])?;
+        }
+        let masked = RecordBatch::try_new(t.stage_schema.clone(), columns)
+            .map_err(|e| TransformError::Eval(e.to_string()))?;
+        let mut rejects = Vec::new();
+        let mut keep = Vec::with_capacity(n);
+        for (row, r) in rejected.iter().enumerate() {
+            keep.push(r.is_none());
+            if let Some((ri, reason)) = r {
+                let mut record = serde_json::Map::new();
+                for (ci, name) in t.target_names.iter().enumerate() {
+                    record.insert(
+                        name.clone(),
+                        text(masked.column(ci).as_ref(), row)
+                            .map_or(serde_json::Value::Null, serde_json::Value::String),
+                    );
+                }
+                let rule = &t.rules[*ri].rule;
+                rejects.push(Reject {
+                    location: location(row, &masked),
+                    rule: format!("{}({})", rule.check.kind(), rule.name),
+                    reason: reason.clone(),
+                    record: serde_json::Value::Object(record).to_string(),
+                });
+            }
+        }
+        let batch = if rejects.is_empty() {
+            masked
+        } else {
+            let keep = BooleanArray::from(keep);
+            filter_record_batch(&masked, &keep).map_err(|e| TransformError::Eval(e.to_string()))?
+        };
+        Ok(Applied {
+            batch,
+            rejects,
+            filtered,
+            warned: warned_rows.iter().filter(|w| **w).count() as u64,
+        })
+    }
+
+    /// The chunk committed: its unique keys stay taken; its counts are returned.
+    pub fn commit(mut self) -> Vec<StepCounts> {
+        self.committed = true;
+        std::mem::take(&mut self.counts)
+    }
+
+    /// Unused input schema check (the runner builds batches of this schema).
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.transform.input
+    }
+}
+
+impl Drop for ChunkRun {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        // The attempt failed: a retry must find its keys free again.
+        for (ri, key) in self.added.drain(..) {
+            if let RuleEval::Unique(_, set) = &self.transform.rules[ri].check {
+                set.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            }
+        }
+    }
+}
