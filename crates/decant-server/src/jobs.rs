@@ -30,6 +30,9 @@ pub struct LiveState {
     /// The last validation: `running`, or its report as JSON.
     pub validation: Option<serde_json::Value>,
     pub validating: bool,
+    /// The store's rejects count and errors, read at most every 500 ms per job so that status
+    /// polls stay off the store while jobs write to it.
+    pub store_cache: Option<(Instant, u64, Vec<String>)>,
 }
 
 /// Every job of this process, and the limit on how many run at once.
@@ -69,6 +72,7 @@ impl JobManager {
                 error: None,
                 validation: None,
                 validating: false,
+                store_cache: None,
             }),
         });
         self.jobs

@@ -92,17 +92,32 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
     };
     let eta_seconds = (live && rows_per_second > 0.0)
         .then(|| rows_estimated.saturating_sub(rows_done) as f64 / rows_per_second);
-    let rejects = manager.store.reject_counts(&job.id).await?.values().sum();
-    let errors = manager
-        .store
-        .error_records(&job.id)
-        .await?
-        .into_iter()
-        .map(|e| match e.table_name {
-            Some(t) => format!("{t}: {}", e.message),
-            None => e.message,
-        })
-        .collect();
+    let cached = job
+        .inner
+        .lock()
+        .expect("job lock")
+        .store_cache
+        .clone()
+        .filter(|(at, _, _)| live && at.elapsed() < std::time::Duration::from_millis(500));
+    let (rejects, errors) = match cached {
+        Some((_, rejects, errors)) => (rejects, errors),
+        None => {
+            let rejects: u64 = manager.store.reject_counts(&job.id).await?.values().sum();
+            let errors: Vec<String> = manager
+                .store
+                .error_records(&job.id)
+                .await?
+                .into_iter()
+                .map(|e| match e.table_name {
+                    Some(t) => format!("{t}: {}", e.message),
+                    None => e.message,
+                })
+                .collect();
+            job.inner.lock().expect("job lock").store_cache =
+                Some((std::time::Instant::now(), rejects, errors.clone()));
+            (rejects, errors)
+        }
+    };
     let phase = match state {
         JobState::Initialized | JobState::Queued => "waiting".to_string(),
         _ if phase == "planning" && !live => state.as_str().to_string(),
