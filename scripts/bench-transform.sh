@@ -5,6 +5,7 @@
 # throughput ratio (transformed / plain; the target is >= 0.70).
 #   ROWS    rows in bench_orders (default 5000000)
 #   SHARED  the shared/ folder (default: ../shared beside this clone)
+#   BIN     a decant binary to use instead of building the release one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-5000000}
@@ -13,8 +14,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decant-target}"
 export PGOPTIONS="-c client_min_messages=warning"
 PG=postgres://root@127.0.0.1:5432
 SRC=bench_$ROWS
-cargo build --release -q -p decant
-BIN=$CARGO_TARGET_DIR/release/decant
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release -q -p decant
+  BIN=$CARGO_TARGET_DIR/release/decant
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [[ $(psql -At "$PG/$SRC" -c 'select count(*) from bench_orders' 2>/dev/null) != "$ROWS" ]]; then
