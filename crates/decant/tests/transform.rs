@@ -140,6 +140,11 @@ rename = "email_domain"
         1
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("expr email: seen 300, changed 1"));
+    // Validation does not replay transforms yet: it refuses the table and says why.
+    let out = w.decant(&["validate", "-q", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(text.contains("has transforms"), "{text}");
 }
 
 #[tokio::test]
