@@ -359,3 +359,43 @@ impl Source for ParquetSource {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn parquet_types_map_to_decant_types() {
+        let ts = |u, tz: Option<&str>| DataType::Timestamp(u, tz.map(Into::into));
+        assert_eq!(
+            logical_of(&DataType::Decimal128(12, 2)),
+            Some(LogicalType::Decimal {
+                precision: 12,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            logical_of(&DataType::Decimal256(60, 4)),
+            Some(LogicalType::BigDecimal)
+        );
+        assert_eq!(
+            logical_of(&ts(TimeUnit::Nanosecond, None)),
+            Some(LogicalType::Timestamp { precision: 6 })
+        );
+        assert_eq!(
+            logical_of(&ts(TimeUnit::Millisecond, Some("UTC"))),
+            Some(LogicalType::TimestampTz { precision: 3 })
+        );
+        assert_eq!(logical_of(&DataType::Utf8View), Some(LogicalType::Text));
+        let list = DataType::List(Arc::new(arrow_schema::Field::new(
+            "item",
+            DataType::Int32,
+            true,
+        )));
+        assert_eq!(logical_of(&list), None);
+        assert!(is_parquet_path("data/*.PARQUET"));
+        assert!(!is_parquet_path("data/x.csv"));
+    }
+}
