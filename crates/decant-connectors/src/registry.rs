@@ -23,6 +23,16 @@ pub async fn connect_source_with(
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
+        Dialect::File
+            if url
+                .file_path()
+                .is_some_and(|(p, _)| files::is_parquet_path(p)) =>
+        {
+            Arc::new(files::ParquetSource::open(
+                url,
+                csv.and_then(|c| c.table.as_deref()),
+            )?)
+        }
         Dialect::File => Arc::new(files::CsvSource::open(url, csv)?),
     })
 }

@@ -33,7 +33,8 @@ enum Command {
     ///
     /// URL is postgres://user@host:port/db, mysql://user@host:port/db (MariaDB too),
     /// sqlite://path/to/file.db, or file://PATH for CSV/TSV files (a file, a glob such as
-    /// 'file://data/*.csv', or a directory): their schema is inferred from a sample. File options
+    /// 'file://data/*.csv', or a directory): their schema is inferred from a sample; Parquet files
+    /// (a file or glob ending in .parquet) take theirs from the file metadata. File options
     /// go in the URL's query, e.g. 'file://data/x.csv?delimiter=;&encoding=latin-1'
     /// (docs/files.md).
     Inspect {

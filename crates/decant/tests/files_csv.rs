@@ -385,3 +385,67 @@ fn the_example_files_plan_runs_into_sqlite() {
     assert!(rows[1].contains("|<null>|0|<null>"), "{rows:?}");
     assert!(rows[2].contains("said \"urgent\""), "{rows:?}");
 }
+
+#[tokio::test]
+async fn a_killed_csv_load_resumes_exactly_once() {
+    use std::time::{Duration, Instant};
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let csv = w.path().join("events.csv");
+    let mut text = String::with_capacity(40 << 20);
+    text.push_str("id,kind,payload\n");
+    for i in 0..600_000u32 {
+        text.push_str(&format!("{i},k{},\"payload, {i}\"\n", i % 7));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let plan = w.plan(
+        &file_url(&csv),
+        &dst.url,
+        "[load]\nchunk_rows = 20000\nparallelism = 2\n",
+    );
+    let plan = plan.to_str().unwrap();
+    let mut child = w.command(&["run", "-q", plan]).spawn().unwrap();
+    let d = dst.client().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("decant ended ({status}) before it could be killed: make the file larger");
+        }
+        let n: i64 = d
+            .query_one("SELECT count(*) FROM _decant_chunks", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if n >= 3 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "no chunk committed in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before: i64 = d
+        .query_one("SELECT count(*) FROM _decant_chunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(before < 30, "killed before the end: {before} of 30 chunks");
+    assert_success(&w.decant(&["run", "-q", plan]));
+    let row = d
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM events",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 600_000);
+    assert_eq!(row.get::<_, i64>(1), 600_000);
+    assert_eq!((row.get::<_, i32>(2), row.get::<_, i32>(3)), (0, 599_999));
+    let chunks: i64 = d
+        .query_one("SELECT count(*) FROM _decant_chunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(chunks, 30);
+}

@@ -7,10 +7,13 @@
 
 mod csv;
 mod input;
+mod parquet;
 mod records;
 mod values;
 
 pub use csv::CsvSource;
+pub use parquet::ParquetSource;
+pub(crate) use parquet::is_parquet_path;
 
 use std::path::{Path, PathBuf};
 
