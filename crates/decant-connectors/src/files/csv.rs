@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::input::{self, Compression, Encoding};
 use super::records::{Fields, RecordReader, Syntax};
 use super::values::{Cell, Kind, ValueFormats, append, parse_cell, supported};
-use super::{FileTable, tables_of};
+use super::{FileTable, blocking, find_table, tables_of};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
 use crate::traits::{ReadRequest, Source};
@@ -183,20 +183,8 @@ impl CsvSource {
     }
 
     fn table(&self, name: &TableName) -> Result<FileTable, ConnectorError> {
-        self.tables
-            .iter()
-            .find(|t| t.name == name.name)
-            .cloned()
-            .ok_or_else(|| ConnectorError::Config(format!("no file table named {name}")))
+        find_table(&self.tables, name)
     }
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, ConnectorError>
-where
-    F: FnOnce() -> Result<T, ConnectorError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await?
 }
 
 #[async_trait]

@@ -66,6 +66,27 @@ fn has_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
+/// The table of `tables` named `name`.
+pub(crate) fn find_table(
+    tables: &[FileTable],
+    name: &decant_core::TableName,
+) -> Result<FileTable, ConnectorError> {
+    tables
+        .iter()
+        .find(|t| t.name == name.name)
+        .cloned()
+        .ok_or_else(|| ConnectorError::Config(format!("no file table named {name}")))
+}
+
+/// Runs blocking file I/O off the async workers.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ConnectorError>
+where
+    F: FnOnce() -> Result<T, ConnectorError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?
+}
+
 /// The tables a `file://` path names.
 pub(crate) fn tables_of(path: &str, name: Option<&str>) -> Result<Vec<FileTable>, ConnectorError> {
     let cfg = |m: String| ConnectorError::Config(m);

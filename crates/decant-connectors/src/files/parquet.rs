@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::ParquetMetaData;
 use tokio::sync::mpsc;
 
-use super::{FileTable, tables_of};
+use super::{FileTable, blocking, find_table, tables_of};
 use crate::error::ConnectorError;
 use crate::traits::{ReadRequest, Source};
 
@@ -104,20 +104,8 @@ impl ParquetSource {
     }
 
     fn table(&self, name: &TableName) -> Result<FileTable, ConnectorError> {
-        self.tables
-            .iter()
-            .find(|t| t.name == name.name)
-            .cloned()
-            .ok_or_else(|| ConnectorError::Config(format!("no file table named {name}")))
+        find_table(&self.tables, name)
     }
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, ConnectorError>
-where
-    F: FnOnce() -> Result<T, ConnectorError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await?
 }
 
 fn infer_table(t: &FileTable) -> Result<Table, ConnectorError> {
