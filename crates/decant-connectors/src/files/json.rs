@@ -345,11 +345,7 @@ fn infer_table(t: &FileTable, s: &Settings) -> Result<(Table, Vec<JsonColumn>), 
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
-    let per_record = if seen > 0 {
-        (sample_bytes / seen).max(1)
-    } else {
-        100
-    };
+    let per_record = sample_bytes.checked_div(seen).map_or(100, |b| b.max(1));
     let table = Table {
         name: TableName::new(None, &t.name),
         columns: columns
