@@ -342,6 +342,21 @@ async fn malformed_lines_go_to_the_quarantine_with_line_and_reason() {
 }
 
 #[tokio::test]
+async fn one_bad_line_too_many_fails_the_job_and_says_how_to_go_on() {
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let file = w.path().join("t.jsonl");
+    std::fs::write(&file, "{\"a\": 1}\n{\"a\": \n").unwrap();
+    let plan = w.plan(&file_url(&file), &dst.url, "");
+    let out = w.decant(&["run", "-q", plan.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("max_rejects"), "{err}");
+    let d = dst.client().await;
+    assert_eq!(count(&d, "t").await, 0, "the chunk did not commit");
+}
+
+#[tokio::test]
 async fn a_glob_of_plain_gzip_and_zstd_jsonl_files_is_one_table() {
     let dst = PgTestDb::create().await;
     let w = Workdir::new();
@@ -369,6 +384,18 @@ async fn a_glob_of_plain_gzip_and_zstd_jsonl_files_is_one_table() {
     assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("JSON files (3 in 3 tables)"), "{text}");
+
+    let out = w.decant(&["inspect", &format!("file://{}/*.jsonl*", dir.display())]);
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("JSON files (2 in 1 tables)"), "{text}");
+    for (col, ty) in [("id", "int32"), ("n", "json"), ("v", "text")] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(col) && l.contains(ty)),
+            "{col} {ty}: {text}"
+        );
+    }
 
     let url = format!("file://{}/sales_*", dir.display());
     let plan = w.plan(&url, &dst.url, "[load]\nchunk_rows = 300\n");
