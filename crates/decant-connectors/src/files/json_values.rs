@@ -167,7 +167,7 @@ impl JsonInference {
             } else if let (true, Value::Object(inner)) = (self.shape.flatten, v) {
                 self.add_object(inner, path)?;
             } else {
-                let i = self.column(&path.join(FLATTEN_SEPARATOR), path)?;
+                let i = self.column(&column_name(path), path)?;
                 self.observe(i, v);
             }
             path.pop();
@@ -218,6 +218,13 @@ impl JsonInference {
     }
 }
 
+/// A column's name from its path: keys joined with `_`; an empty top-level key is `_`, since a
+/// target cannot name a column with nothing.
+fn column_name(path: &[String]) -> String {
+    let name = path.join(FLATTEN_SEPARATOR);
+    if name.is_empty() { "_".into() } else { name }
+}
+
 /// The kind of one non-null JSON value. Strings stay text unless they read as a date or a
 /// timestamp: a quoted `"007"` or `"12"` was written as text on purpose.
 pub fn kind_of(v: &Value, f: &ValueFormats) -> Kind {
@@ -258,6 +265,8 @@ pub struct JsonRows {
     known: HashSet<Vec<String>>,
     /// Top-level keys that are columns, for the common flat case without allocation.
     known_top: HashSet<String>,
+    /// Paths declared by the plan: the only columns that take a whole object when flattening.
+    declared: HashSet<Vec<String>>,
     formats: ValueFormats,
 }
 
@@ -287,6 +296,7 @@ impl JsonRows {
             known,
             known_top,
             formats: shape.formats.clone(),
+            declared: shape.declared.iter().map(|(_, p)| p.clone()).collect(),
         }
     }
 
@@ -309,7 +319,12 @@ impl JsonRows {
         }
         let mut cells: Vec<Cell<'_>> = Vec::with_capacity(self.requested.len());
         for c in &self.requested {
-            let v = lookup(record, &c.path).unwrap_or(&Value::Null);
+            let mut v = lookup(record, &c.path).unwrap_or(&Value::Null);
+            if self.flatten && v.is_object() && !self.declared.contains(&c.path) {
+                // Flattened: the object's keys are columns of their own (a key that held a
+                // scalar in other records keeps its column, NULL here).
+                v = &Value::Null;
+            }
             if v.is_null() {
                 if !c.nullable {
                     return Err(RecordError::new(
@@ -518,6 +533,24 @@ mod tests {
         );
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["n", "c_x"]);
+        // A key that is a number in one record and an object in another: both shapes load.
+        let shape = JsonShape {
+            flatten: true,
+            ..Default::default()
+        };
+        let records = [json!({"a": 5, "": 1}), json!({"a": {"b": 1}, "": 2})];
+        let cols = infer(shape.clone(), &records);
+        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["_", "a", "a_b"]);
+        let rows = JsonRows::new(&cols, &cols, &shape, UnknownFields::Reject);
+        let mut b = builder(&cols);
+        for r in records {
+            rows.append(&obj(r), &mut b).unwrap();
+        }
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.column(1).as_primitive::<Int32Type>().value(0), 5);
+        assert!(batch.column(1).is_null(1));
+        assert_eq!(batch.column(2).as_primitive::<Int32Type>().value(1), 1);
     }
 
     #[test]
