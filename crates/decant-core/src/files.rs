@@ -229,8 +229,9 @@ impl FileTargetOptions {
             let bad = |what: &str| CoreError::Plan(format!("file target option {k}={v}: {what}"));
             match k.as_str() {
                 "format" => {
-                    self.format =
-                        Some(FileFormat::parse(&v).ok_or_else(|| bad("use csv, jsonl or parquet"))?)
+                    self.format = Some(
+                        FileFormat::parse(&v).ok_or_else(|| bad("use csv, jsonl or parquet"))?,
+                    )
                 }
                 "compression" => {
                     self.compression = Some(

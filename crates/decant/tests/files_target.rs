@@ -74,7 +74,10 @@ fn parse_csv(text: &str) -> Vec<Vec<Option<String>>> {
             c => field.push(c),
         }
     }
-    assert!(field.is_empty() && row.is_empty(), "a record without line end");
+    assert!(
+        field.is_empty() && row.is_empty(),
+        "a record without line end"
+    );
     rows
 }
 
@@ -119,7 +122,11 @@ async fn every_postgres_type_exports_to_csv_with_lossless_text() {
     assert_eq!(j, serde_json::json!({"k": [1, "x\ny"], "n": null}));
     assert_eq!(v(0, "tags"), Some("[\"a\",\"b,c\"]"));
     // Row 2: every NULL is an unquoted empty field.
-    assert!(h.iter().skip(1).all(|c| v(1, c.as_deref().unwrap()).is_none()));
+    assert!(
+        h.iter()
+            .skip(1)
+            .all(|c| v(1, c.as_deref().unwrap()).is_none())
+    );
     // Row 3: empty strings are quoted, so they stay distinct from NULL.
     assert_eq!(v(2, "t"), Some(""));
     assert_eq!(v(2, "vc"), Some(""));
@@ -154,7 +161,10 @@ async fn every_postgres_type_exports_to_json_lines() {
     assert_eq!(r["b"], serde_json::json!(true));
     assert_eq!(r["i2"], serde_json::json!(-32768));
     assert!(
-        text.lines().next().unwrap().contains("\"i8\":9007199254740993"),
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("\"i8\":9007199254740993"),
         "an int64 beyond 2^53 is written as an exact JSON number"
     );
     assert_eq!(r["f8"], serde_json::json!(0.1));
@@ -164,11 +174,18 @@ async fn every_postgres_type_exports_to_json_lines() {
         serde_json::json!("123456789012345678901234567890.123456789")
     );
     assert_eq!(r["by"], serde_json::json!("\\x00ff10"));
-    assert_eq!(r["tstz"], serde_json::json!("2024-01-02T01:04:05.500000+00:00"));
+    assert_eq!(
+        r["tstz"],
+        serde_json::json!("2024-01-02T01:04:05.500000+00:00")
+    );
     assert_eq!(r["j"], serde_json::json!({"k": [1, "x\ny"], "n": null}));
     assert_eq!(r["tags"], serde_json::json!(["a", "b,c"]));
     assert_eq!(rows[1]["t"], serde_json::Value::Null);
-    assert_eq!(rows[1].as_object().unwrap().len(), 19, "NULLs are kept as keys");
+    assert_eq!(
+        rows[1].as_object().unwrap().len(),
+        19,
+        "NULLs are kept as keys"
+    );
     assert_eq!(rows[2]["t"], serde_json::json!(""));
     assert_eq!(rows[2]["f4"], serde_json::json!("NaN"));
     assert_eq!(rows[2]["n"], serde_json::json!("0.00"));
@@ -227,7 +244,9 @@ async fn every_postgres_type_exports_to_parquet_with_arrow_types() {
         9_007_199_254_740_993
     );
     assert_eq!(
-        c("tstz").as_primitive::<TimestampMicrosecondType>().value(0),
+        c("tstz")
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(0),
         1_704_157_445_500_000
     );
     assert_eq!(c("by").as_binary::<i32>().value(0), [0x00, 0xff, 0x10]);
@@ -309,7 +328,13 @@ async fn compressed_exports_join_their_chunks_and_read_back() {
 
     // CSV + gzip, one file per table: five parts joined behind one header.
     let out = w.path().join("gz");
-    let plan = export_plan(&w, &src.url, &out, "format = \"csv\"\ncompression = \"gzip\"", load);
+    let plan = export_plan(
+        &w,
+        &src.url,
+        &out,
+        "format = \"csv\"\ncompression = \"gzip\"",
+        load,
+    );
     assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
     let rows = parse_csv(&read_gzip(&out.join("items.csv.gz")));
     assert_eq!(rows[0], [Some("id".to_string()), Some("name".to_string())]);
@@ -318,7 +343,11 @@ async fn compressed_exports_join_their_chunks_and_read_back() {
         .iter()
         .map(|r| r[0].as_deref().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(ids, (1..=5000).collect::<Vec<_>>(), "parts joined in key order");
+    assert_eq!(
+        ids,
+        (1..=5000).collect::<Vec<_>>(),
+        "parts joined in key order"
+    );
     assert!(!out.join("_decant_parts").join("items").exists());
 
     // JSON Lines + zstd, one file per chunk: each part a complete zstd file.
@@ -337,10 +366,15 @@ async fn compressed_exports_join_their_chunks_and_read_back() {
         .collect();
     parts.sort();
     assert_eq!(parts.len(), 5, "{parts:?}");
-    assert!(parts.iter().all(|p| p.to_string_lossy().ends_with(".jsonl.zst")));
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
+    );
     let mut n = 0;
     for p in &parts {
-        let text = String::from_utf8(zstd::decode_all(std::fs::File::open(p).unwrap()).unwrap()).unwrap();
+        let text =
+            String::from_utf8(zstd::decode_all(std::fs::File::open(p).unwrap()).unwrap()).unwrap();
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(v["name"], serde_json::json!(format!("item {}", v["id"])));
@@ -351,7 +385,13 @@ async fn compressed_exports_join_their_chunks_and_read_back() {
 
     // Parquet + zstd: the pages say so.
     let out = w.path().join("pq");
-    let plan = export_plan(&w, &src.url, &out, "format = \"parquet\"\ncompression = \"zstd\"", load);
+    let plan = export_plan(
+        &w,
+        &src.url,
+        &out,
+        "format = \"parquet\"\ncompression = \"zstd\"",
+        load,
+    );
     assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
     use parquet::file::reader::FileReader;
     let r = parquet::file::reader::SerializedFileReader::new(
@@ -359,7 +399,11 @@ async fn compressed_exports_join_their_chunks_and_read_back() {
     )
     .unwrap();
     assert_eq!(r.metadata().file_metadata().num_rows(), 5000);
-    assert_eq!(r.metadata().num_row_groups(), 5, "one row group per joined part");
+    assert_eq!(
+        r.metadata().num_row_groups(),
+        5,
+        "one row group per joined part"
+    );
     assert!(matches!(
         r.metadata().row_group(0).column(1).compression(),
         parquet::basic::Compression::ZSTD(_)
@@ -376,7 +420,11 @@ fn part_ids(dir: &Path) -> Vec<i64> {
             continue;
         }
         let rows = parse_csv(&std::fs::read_to_string(&p).unwrap());
-        ids.extend(rows[1..].iter().map(|r| r[0].as_deref().unwrap().parse::<i64>().unwrap()));
+        ids.extend(
+            rows[1..]
+                .iter()
+                .map(|r| r[0].as_deref().unwrap().parse::<i64>().unwrap()),
+        );
     }
     ids
 }
@@ -394,7 +442,10 @@ fn markers(out: &Path) -> usize {
 
 /// Starts the export, kills it once `min` chunks committed, and returns how many had.
 async fn kill_after(w: &Workdir, plan: &Path, out: &Path, min: usize) -> usize {
-    let mut child = w.command(&["run", "-q", plan.to_str().unwrap()]).spawn().unwrap();
+    let mut child = w
+        .command(&["run", "-q", plan.to_str().unwrap()])
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -480,7 +531,11 @@ async fn a_killed_per_table_export_shows_no_file_until_it_is_complete() {
         .iter()
         .map(|r| r[0].as_deref().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(ids, (1..=600_000).collect::<Vec<_>>(), "every row once, in key order");
+    assert_eq!(
+        ids,
+        (1..=600_000).collect::<Vec<_>>(),
+        "every row once, in key order"
+    );
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -542,14 +597,36 @@ async fn an_existing_file_is_replaced_only_when_the_plan_says_so() {
     assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
     s.batch_execute("INSERT INTO t VALUES (3)").await.unwrap();
     let res = w.decant(&["run", "-q", plan.to_str().unwrap()]);
-    assert!(!res.status.success(), "the second export must not overwrite");
+    assert!(
+        !res.status.success(),
+        "the second export must not overwrite"
+    );
     assert!(stderr(&res).contains("exists"), "{}", stderr(&res));
-    let append = export_plan(&w, &src.url, &out, "format = \"csv\"", "[load]\nif_exists = \"append\"\n");
+    let append = export_plan(
+        &w,
+        &src.url,
+        &out,
+        "format = \"csv\"",
+        "[load]\nif_exists = \"append\"\n",
+    );
     let res = w.decant(&["run", "-q", append.to_str().unwrap()]);
-    assert!(stderr(&res).contains("cannot be appended"), "{}", stderr(&res));
-    let drop = export_plan(&w, &src.url, &out, "format = \"csv\"", "[load]\nif_exists = \"drop\"\n");
+    assert!(
+        stderr(&res).contains("cannot be appended"),
+        "{}",
+        stderr(&res)
+    );
+    let drop = export_plan(
+        &w,
+        &src.url,
+        &out,
+        "format = \"csv\"",
+        "[load]\nif_exists = \"drop\"\n",
+    );
     assert_success(&w.decant(&["run", "-q", drop.to_str().unwrap()]));
-    assert_eq!(std::fs::read_to_string(out.join("t.csv")).unwrap(), "id\n1\n2\n3\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("t.csv")).unwrap(),
+        "id\n1\n2\n3\n"
+    );
 }
 
 #[test]

@@ -231,7 +231,9 @@ pub fn jsonl_rows(
                 DataType::Float32 => {
                     push_json_float(out, a.as_primitive::<Float32Type>().value(row) as f64)
                 }
-                DataType::Float64 => push_json_float(out, a.as_primitive::<Float64Type>().value(row)),
+                DataType::Float64 => {
+                    push_json_float(out, a.as_primitive::<Float64Type>().value(row))
+                }
                 DataType::Decimal128(_, scale) => {
                     text.clear();
                     write_decimal(
@@ -303,10 +305,7 @@ mod tests {
             push_csv_field(&mut out, t, &style);
             out.push('|');
         }
-        assert_eq!(
-            out,
-            "\"\"|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|plain|"
-        );
+        assert_eq!(out, "\"\"|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|plain|");
         let marked = CsvStyle {
             null: "\\N".into(),
             ..style

@@ -19,8 +19,8 @@ mod write;
 
 pub use csv::CsvSource;
 pub use parquet::ParquetSource;
-pub use target::FileTarget;
 pub(crate) use parquet::is_parquet_path;
+pub use target::FileTarget;
 
 use std::path::{Path, PathBuf};
 

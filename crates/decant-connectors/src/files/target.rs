@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use super::blocking;
 use super::encode::CsvStyle;
-use super::write::{FileWriter, TempFile, io_err, join_parts, sync_dir, write_atomic};
+use super::write::{
+    FileWriter, TempFile, io_err, join_parts, remove_stale_temps, sync_dir, write_atomic,
+};
 use crate::error::ConnectorError;
 use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable};
 
@@ -232,6 +234,11 @@ impl Settings {
         }
     }
 
+    /// Whether each standalone file starts with a header record (CSV only).
+    fn has_header(&self) -> bool {
+        self.format == FileFormat::Csv && self.csv.header
+    }
+
     /// One file per table: the table's file.
     fn table_file(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.{}", self.extension()))
@@ -336,7 +343,10 @@ impl Settings {
         let header = header.exists().then_some(header.as_path());
         join_parts(&file, header, &parts, self.format, self.compression)?;
         fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        sync_dir(dir.parent().unwrap_or(&self.dir))
+        let staging = self.dir.join(PARTS_DIR);
+        // The last table's join leaves no staging directory behind.
+        let _ = fs::remove_dir(&staging);
+        sync_dir(&self.dir)
     }
 
     fn run(&self, statement: &str) -> Result<(), ConnectorError> {
@@ -373,18 +383,27 @@ impl Settings {
         let dir = self.chunk_dir(name);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let per_chunk = self.layout == FileLayout::Chunk;
-        if !per_chunk && self.format == FileFormat::Csv && self.csv.header {
+        if !per_chunk && self.has_header() {
             let header = self.header_file(name);
             if !header.exists() {
                 let (tmp, file) = TempFile::new(&header)?;
-                let w = FileWriter::new(file, self.format, self.compression, &self.csv, table, true)?;
+                let w =
+                    FileWriter::new(file, self.format, self.compression, &self.csv, table, true)?;
                 tmp.commit(w.finish()?)?;
             }
         }
         let path = self.chunk_file(name, chunk_id);
+        remove_stale_temps(&path)?;
         let (tmp, file) = TempFile::new(&path)?;
-        let header = per_chunk && self.csv.header;
-        let mut w = FileWriter::new(file, self.format, self.compression, &self.csv, table, header)?;
+        let header = per_chunk && self.has_header();
+        let mut w = FileWriter::new(
+            file,
+            self.format,
+            self.compression,
+            &self.csv,
+            table,
+            header,
+        )?;
         let mut rows = 0u64;
         while let Some(batch) = rx.blocking_recv()? {
             w.write(table, &batch)?;
@@ -393,15 +412,21 @@ impl Settings {
         // Only a finished stream gets here: a failed source ends `blocking_recv` with an
         // error, and the temp file goes with `tmp`.
         tmp.commit(w.finish()?)?;
-        let marker_dir = self.marker_dir(job).join(component(&table.name.to_string()));
+        let marker_dir = self
+            .marker_dir(job)
+            .join(component(&table.name.to_string()));
         fs::create_dir_all(&marker_dir).map_err(io_err(&marker_dir))?;
         let marker = MarkerFile {
             table: table.name.to_string(),
             chunk_id: chunk_id.to_string(),
             rows,
         };
-        let json = serde_json::to_vec(&marker).map_err(|e| ConnectorError::Internal(e.to_string()))?;
-        write_atomic(&marker_dir.join(format!("{}.json", component(chunk_id))), &json)?;
+        let json =
+            serde_json::to_vec(&marker).map_err(|e| ConnectorError::Internal(e.to_string()))?;
+        write_atomic(
+            &marker_dir.join(format!("{}.json", component(chunk_id))),
+            &json,
+        )?;
         Ok(rows)
     }
 
@@ -412,7 +437,10 @@ impl Settings {
             return Ok(markers);
         }
         for table in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
-            for m in fs::read_dir(table.path()).map_err(io_err(&table.path()))?.flatten() {
+            for m in fs::read_dir(table.path())
+                .map_err(io_err(&table.path()))?
+                .flatten()
+            {
                 let path = m.path();
                 if path.extension().is_none_or(|e| e != "json") {
                     continue; // a temp file of a marker being written
@@ -437,11 +465,14 @@ impl Settings {
         let (files, headers) = if self.layout == FileLayout::Table && file.exists() {
             (vec![file], true)
         } else {
-            (self.parts(&self.chunk_dir(name))?, self.layout == FileLayout::Chunk)
+            (
+                self.parts(&self.chunk_dir(name))?,
+                self.layout == FileLayout::Chunk,
+            )
         };
         let mut rows = 0;
         for f in &files {
-            rows += self.count_file(f, headers && self.csv.header)?;
+            rows += self.count_file(f, headers && self.has_header())?;
         }
         Ok(rows)
     }
@@ -584,7 +615,19 @@ mod tests {
 
     #[test]
     fn hostile_table_names_are_refused() {
-        for bad in ["", ".", "..", "../x", "a/b", "/etc/passwd", "a\\b", "a\0b", ".hidden", "_decant_chunks", "tab\tname"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "a\\b",
+            "a\0b",
+            ".hidden",
+            "_decant_chunks",
+            "tab\tname",
+        ] {
             assert!(checked_name(&name(bad)).is_err(), "{bad:?} accepted");
         }
         for ok in ["orders", "Order Lines", "ünï.côdé", "a..b"] {

@@ -324,7 +324,9 @@ pub fn parse_cell<'a>(
                 .map_err(|_| bad("a uuid"))?
                 .as_bytes(),
         ),
-        L::Binary { .. } => Cell::Blob(parse_hex(trimmed).ok_or_else(|| bad("\\x followed by hex digits"))?),
+        L::Binary { .. } => {
+            Cell::Blob(parse_hex(trimmed).ok_or_else(|| bad("\\x followed by hex digits"))?)
+        }
         other => return Err(format!("{other} columns cannot be read from text files")),
     })
 }

@@ -45,6 +45,26 @@ pub(crate) struct TempFile {
     committed: bool,
 }
 
+/// Removes the temp files an earlier, killed writer of `target` left (a SIGKILL runs no
+/// destructor). One writer per name runs at a time: the runner gives each chunk to one task.
+pub(crate) fn remove_stale_temps(target: &Path) -> Result<(), ConnectorError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let prefix = format!(
+        ".{}.",
+        target.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(".tmp") {
+            fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
+        }
+    }
+    Ok(())
+}
+
 impl TempFile {
     pub fn new(target: &Path) -> Result<(TempFile, File), ConnectorError> {
         let dir = target.parent().unwrap_or(Path::new("."));
@@ -89,6 +109,7 @@ impl Drop for TempFile {
 
 /// Writes `bytes` to `path` atomically (temp name, fsync, rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConnectorError> {
+    remove_stale_temps(path)?;
     let (tmp, mut file) = TempFile::new(path)?;
     file.write_all(bytes).map_err(io_err(path))?;
     tmp.commit(file)
@@ -192,7 +213,10 @@ fn interval_text(array: &ArrayRef) -> ArrayRef {
 }
 
 /// Recasts a batch to the Parquet schema's types.
-fn to_parquet_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ConnectorError> {
+fn to_parquet_batch(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, ConnectorError> {
     let internal = |e: arrow_schema::ArrowError| ConnectorError::Internal(e.to_string());
     if batch.num_columns() != schema.fields().len() {
         return Err(ConnectorError::Internal(format!(
@@ -213,9 +237,8 @@ fn to_parquet_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBat
             (_, to) => arrow_cast::cast(a, to).map_err(internal),
         })
         .collect::<Result<_, _>>()?;
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
-        ConnectorError::Config(format!("cannot write the batch as Parquet: {e}"))
-    })
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| ConnectorError::Config(format!("cannot write the batch as Parquet: {e}")))
 }
 
 fn pq_err(e: parquet::errors::ParquetError) -> ConnectorError {
@@ -288,7 +311,11 @@ impl FileWriter {
         })
     }
 
-    pub fn write(&mut self, table: &TargetTable, batch: &RecordBatch) -> Result<(), ConnectorError> {
+    pub fn write(
+        &mut self,
+        table: &TargetTable,
+        batch: &RecordBatch,
+    ) -> Result<(), ConnectorError> {
         let io = |e: io::Error| ConnectorError::Internal(e.to_string());
         match self {
             FileWriter::Csv { sink, style, buf } => {
