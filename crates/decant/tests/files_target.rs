@@ -662,3 +662,27 @@ fn a_sqlite_database_exports_to_json_lines_by_url_pattern() {
         }
     }
 }
+
+#[test]
+fn the_example_export_plan_runs() {
+    let w = Workdir::new();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    std::fs::create_dir(w.path().join("examples")).unwrap();
+    for f in ["export-plan.toml", "shop.db"] {
+        std::fs::copy(
+            format!("{root}/examples/{f}"),
+            w.path().join("examples").join(f),
+        )
+        .unwrap();
+    }
+    assert_success(&w.decant(&["run", "-q", "examples/export-plan.toml"]));
+    let rows =
+        parse_csv(&std::fs::read_to_string(w.path().join("examples/export/orders.csv")).unwrap());
+    let conn = rusqlite::Connection::open(w.path().join("examples/shop.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows.len() as i64, n + 1, "header and every order");
+    // if_exists = "drop" in the example: a second run replaces the files.
+    assert_success(&w.decant(&["run", "-q", "examples/export-plan.toml"]));
+}
