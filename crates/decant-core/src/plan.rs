@@ -67,6 +67,10 @@ pub struct TargetConfig {
     /// source is PostgreSQL, else `public`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// How to write files (`file:///dir/` targets): format, compression, layout, CSV options;
+    /// see docs/files.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileTargetOptions>,
 }
 
 /// What to do when a target table already exists.
@@ -360,6 +364,15 @@ impl Plan {
             if rule.sql.trim().is_empty() {
                 problems.push(format!("validate.rules[{i}] (`{}`) needs sql", rule.name));
             }
+        }
+        let file_target = self.target.url.starts_with("file://");
+        if file_target && self.validate.mode == ValidateMode::Checksum {
+            problems.push(
+                "validate.mode = \"checksum\" compares digests in databases; a file target is proven by row counts (mode = \"count\")".to_string(),
+            );
+        }
+        if self.target.file.is_some() && !file_target && !self.target.url.contains("${") {
+            problems.push("[target.file] is for file:// targets only".to_string());
         }
         for (key, url) in [
             ("source.url", &self.source.url),

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use decant_connectors::connect_target;
+use decant_connectors::connect_target_with;
 use decant_core::ident::quote_qualified;
 use decant_core::plan::Plan;
 use decant_core::quote_ident;
@@ -92,7 +92,7 @@ pub async fn rollback(
                 .collect(),
         ));
     }
-    let target = connect_target(&plan.target_url()?).await?;
+    let target = connect_target_with(&plan.target_url()?, plan.target.file.as_ref()).await?;
     let dialect = target.dialect();
     target.prepare_markers().await?;
     let committed = target.committed_chunks(job_id).await?;

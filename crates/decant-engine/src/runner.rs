@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use decant_connectors::{
     ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source_with,
-    connect_target,
+    connect_target_with,
 };
 use decant_core::plan::{IfExists, Plan};
 use decant_core::{ChunkSpec, Table};
@@ -176,7 +176,7 @@ pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, E
         )]));
     }
     let source = connect_source_with(&plan.source_url()?, Some(&plan.source)).await?;
-    let target = connect_target(&plan.target_url()?).await?;
+    let target = connect_target_with(&plan.target_url()?, plan.target.file.as_ref()).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
     let (plan_fp, schema_fp) = fingerprints(plan, &job_plan)?;
@@ -258,7 +258,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");
     let source = connect_source_with(&source_url, Some(&plan.source)).await?;
-    let target = connect_target(&target_url).await?;
+    let target = connect_target_with(&target_url, plan.target.file.as_ref()).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
     let (plan_fp, schema_fp) = fingerprints(plan, &job_plan)?;
@@ -515,6 +515,14 @@ async fn create_job(
                 continue;
             }
             (true, IfExists::Truncate) => "truncate",
+            // Files have no rows to add to: a second export would replace the first.
+            (true, IfExists::Append) if target.dialect() == decant_core::Dialect::File => {
+                problems.push(format!(
+                    "{} exists in the target directory, and files cannot be appended to; set if_exists to \"drop\" (or \"truncate\") to replace it",
+                    t.target.name
+                ));
+                continue;
+            }
             (true, IfExists::Append) => "append",
             (true, IfExists::Drop) => "drop",
         };

@@ -134,6 +134,10 @@ enum Command {
     },
     /// Migrate: create tables, copy every chunk exactly once, add keys, indexes and foreign keys
     /// after the data, and verify row counts. Run it again after a crash to resume.
+    ///
+    /// The target may also be a directory of files: target.url = "file:///exports/" with
+    /// [target.file] format = "csv", "jsonl" or "parquet" (or a URL ending in /*.csv.gz,
+    /// /*.parquet...), one file per table or per chunk (docs/files.md, "Files as targets").
     Run {
         /// The plan file (TOML, or JSON with a .json extension).
         plan: PathBuf,

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use decant_connectors::{connect_source, connect_source_with, connect_target};
+use decant_connectors::{connect_source, connect_source_with, connect_target_with};
 use decant_core::plan::Plan;
 
 pub use inrun::{ChunkHasher, InRunDigests};
@@ -146,10 +146,15 @@ async fn validate_inner(
     progress.set_phase("introspecting");
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
+    if target_url.dialect() == decant_core::Dialect::File {
+        return Err(EngineError::Plan(vec![
+            "decant validate compares databases; a file target is checked by decant run, which counts the rows in the written files against the source and the chunk markers".into(),
+        ]));
+    }
     let (source, target, target_writer) = tokio::try_join!(
         connect_source_with(&source_url, Some(&plan.source)),
         connect_source(&target_url),
-        connect_target(&target_url)
+        connect_target_with(&target_url, plan.target.file.as_ref())
     )?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target_writer.as_ref())?;
