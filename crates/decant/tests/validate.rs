@@ -1181,6 +1181,8 @@ const MASK_KEY: (&str, &str) = ("DECANT_TEST_MASK_KEY", "validate key 7");
 const TRANSFORMS: &str = r#"[load]
 chunk_rows = 100
 max_rejects = 100
+[validate]
+mode = "checksum"
 [tables.customers]
 where = "lower(country) <> 'xx'"
 [tables.customers.columns.email]
@@ -1219,6 +1221,30 @@ async fn transformed_tables_are_compared_after_their_transforms() {
     let mut cmd = w.command(&["run", "-q", &p]);
     cmd.env(MASK_KEY.0, MASK_KEY.1);
     assert_success(&cmd.output().unwrap());
+    // The run's own checksum validation took the source digests as the transformed rows
+    // streamed to the target, and counted what its transforms left out.
+    let db = rusqlite::Connection::open(w.state()).unwrap();
+    let in_run: String = db
+        .query_row(
+            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let in_run: Value = serde_json::from_str(&in_run).unwrap();
+    assert_eq!(in_run["outcome"], "match", "{in_run:#}");
+    let t = &in_run["tables"][0];
+    assert!(
+        t["notes"]
+            .to_string()
+            .contains("3 of 3 chunks compared with the digests computed as the run loaded them"),
+        "{t:#}"
+    );
+    assert_eq!(
+        (&t["source_rows"], &t["rows_filtered"], &t["rows_rejected"]),
+        (&Value::from(258), &Value::from(30), &Value::from(12)),
+        "{t:#}"
+    );
 
     let (code, report, _, _) = validate_with(&w, &p, &[MASK_KEY], &[]);
     assert_eq!(code, 0, "{report:#}");
@@ -1238,7 +1264,7 @@ async fn transformed_tables_are_compared_after_their_transforms() {
     );
     let n = notes(&report, "public.customers");
     assert!(
-        n.contains("30 source rows left out by the plan's filter and 12 rejected"),
+        n.contains("source rows 30 left out by the plan's filter and 12 rejected by its rules"),
         "{n}"
     );
     assert!(n.contains("masked columns (email)"), "{n}");
@@ -1327,5 +1353,88 @@ async fn transformed_tables_are_compared_after_their_transforms() {
         stderr(&out).contains("DECANT_TEST_MASK_KEY"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn mariadb_source_with_a_computed_key_constant_and_masks() {
+    let (my, pg) = (MysqlTestDb::create().await, PgTestDb::create().await);
+    use mysql_async::prelude::Queryable;
+    let mut conn = my.conn().await;
+    conn.query_drop(
+        "CREATE TABLE people (id int PRIMARY KEY, email varchar(100), phone varchar(20), score int);
+         INSERT INTO people
+         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 200)
+         SELECT n, CONCAT('p', n, '@mail.test'), CONCAT('+351 900 ', LPAD(n, 3, '0')),
+           CASE WHEN n % 20 = 0 THEN NULL ELSE n END FROM g;",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let w = Workdir::new();
+    let p = plan(
+        &w,
+        &my.url,
+        &pg.url,
+        r#"[load]
+chunk_rows = 64
+max_rejects = 100
+[tables.people.columns.id]
+expr = "id + 1000"
+[tables.people.columns.email]
+mask = { method = "fake" }
+[tables.people.columns.phone]
+mask = { method = "partial", keep = 2 }
+[tables.people.columns.origin]
+value = "crm"
+[[tables.people.rules]]
+name = "score known"
+kind = "not_null"
+column = "score"
+"#,
+    );
+    run(&w, &p);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let t = table(&report, "public.people");
+    assert_eq!(
+        t["method"], "key hash",
+        "a computed key is matched by its hash"
+    );
+    assert_eq!(
+        (&t["source_rows"], &t["target_rows"], &t["rows_rejected"]),
+        (&Value::from(190), &Value::from(190), &Value::from(10)),
+        "{t:#}"
+    );
+    pg.client()
+        .await
+        .batch_execute(
+            "UPDATE people SET origin = 'erp' WHERE id = 1005;
+             UPDATE people SET phone = '+351 900 007' WHERE id = 1007;
+             DELETE FROM people WHERE id = 1199;
+             INSERT INTO people (id, email, phone, score, origin) VALUES (1020, 'x', 'y', 1, 'crm');",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.people"),
+        vec![
+            d("changed", "1005", &["origin"]),
+            d("changed", "1007", &["phone"]),
+            d("extra", "1020", &[]),
+            d("missing", "1199", &[]),
+        ]
+    );
+    assert_eq!(
+        changed_values(&report, "public.people", "1007", "phone"),
+        (Value::from("**********07"), Value::from("+351 900 007")),
+        "the source side is the partial mask, the target's unmasked value is what it holds"
+    );
+    let json = report.to_string();
+    assert!(
+        !json.contains("mail.test") && !json.contains("+351 900 005"),
+        "{json}"
     );
 }

@@ -331,11 +331,20 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
             t.in_place_narrowed
         ));
     }
-    if t.filtered > 0 || t.rejected > 0 {
+    let mut left_out = Vec::new();
+    if t.filtered > 0 {
+        left_out.push(format!("{} left out by the plan's filter", t.filtered));
+    }
+    if t.rejected > 0 {
+        left_out.push(format!(
+            "{} rejected by its rules (quarantined by the run, see `decant rejects`)",
+            t.rejected
+        ));
+    }
+    if !left_out.is_empty() {
         notes.push(format!(
-            "{} source rows left out by the plan's filter and {} rejected by its rules \
-             (quarantined by the run, see `decant rejects`) are not expected on the target",
-            t.filtered, t.rejected
+            "source rows {} are not expected on the target",
+            left_out.join(" and ")
         ));
     }
     let counts_differ = t.counts.is_some_and(|(s, g)| s != g);
