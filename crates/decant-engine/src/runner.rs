@@ -1199,6 +1199,9 @@ async fn attempt_chunk(
             wtx.send(converted).await?;
         }
         let read = reader.await??;
+        if let Some(h) = hasher.as_mut() {
+            h.left_out(filtered, rule_rejects);
+        }
         // The chunk's rejects reach the quarantine before the chunk may commit, replacing an
         // earlier attempt's: if the commit then fails, the retry replaces them again.
         // They are stored even when they pass the limit, so the user sees what stopped the job.

@@ -71,8 +71,10 @@ enum Command {
     /// the plan's [[validate.rules]] on the target.
     ///
     /// Works after `decant run` or on tables another tool migrated: every table of the plan
-    /// must exist on both sides. Values are compared after the plan's renames, skips and type
-    /// mapping, in a canonical form (docs/validation.md). Exit 0 when everything matches,
+    /// must exist on both sides. Values are compared after the plan's renames, skips, type
+    /// mapping and transforms (filtered and rejected rows are not expected on the target;
+    /// masked columns are compared and shown masked, so masks with `key_env` need the run's
+    /// key), in a canonical form (docs/validation.md). Exit 0 when everything matches,
     /// 1 when differences or failed rules were found, 2 on errors (like `diff`).
     Validate {
         /// The plan file (TOML, or JSON with a .json extension).

@@ -88,6 +88,10 @@ struct TableState {
     in_place_narrowed: usize,
     /// Units whose source digest was recorded as `decant run` loaded them.
     from_run_units: usize,
+    /// Source rows the plan's `where` filter left out, in the units read here.
+    filtered: u64,
+    /// Source rows the plan's row rules rejected (the run quarantined them), same units.
+    rejected: u64,
     /// When the table's first read started and its last ended: its wall time.
     span: Option<(Instant, Instant)>,
     progress: Arc<TableProgress>,
@@ -171,14 +175,6 @@ async fn validate_inner(
     let mut tables = Vec::new();
     for job in &job_plan.tables {
         let resolved = match catalog.tables.iter().find(|t| t.name == job.source) {
-            // The digests compare source values as the plan maps them; transforms are not
-            // replayed on the source side yet, so a transformed table cannot be compared.
-            Some(_) if job.transform.is_some() => Err(format!(
-                "{} has transforms (expr, value, mask, where or rules), which validation does not \
-                 apply to the source yet, so its values cannot be compared; check it with \
-                 [[validate.rules]] on the target, or leave it out of the plan you validate",
-                job.source
-            )),
             Some(st) => {
                 table::resolve(job, st, &target_catalog, source.as_ref(), target.as_ref()).await
             }
@@ -220,6 +216,8 @@ async fn validate_inner(
             in_place_units: 0,
             in_place_narrowed: 0,
             from_run_units: 0,
+            filtered: 0,
+            rejected: 0,
             span: None,
         });
     }
@@ -338,6 +336,22 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
             t.in_place_narrowed
         ));
     }
+    let mut left_out = Vec::new();
+    if t.filtered > 0 {
+        left_out.push(format!("{} left out by the plan's filter", t.filtered));
+    }
+    if t.rejected > 0 {
+        left_out.push(format!(
+            "{} rejected by its rules (quarantined by the run, see `decant rejects`)",
+            t.rejected
+        ));
+    }
+    if !left_out.is_empty() {
+        notes.push(format!(
+            "source rows {} are not expected on the target",
+            left_out.join(" and ")
+        ));
+    }
     let counts_differ = t.counts.is_some_and(|(s, g)| s != g);
     let unexplained = t.chunks_differing > 0 && differences.is_empty() && t.tolerated == 0;
     if unexplained && t.error.is_none() {
@@ -372,6 +386,8 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         differences,
         differences_truncated: truncated,
         rows_within_tolerance: t.tolerated,
+        rows_filtered: t.filtered,
+        rows_rejected: t.rejected,
         duration_secs: t.span.map_or(0.0, |(a, b)| (b - a).as_secs_f64()),
         notes,
     }
