@@ -14,7 +14,8 @@ use super::{blocking, ddl, open_write, path_of, types};
 use crate::MARKER_TABLE;
 use crate::batch::{write_decimal, write_text};
 use crate::error::ConnectorError;
-use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable};
+use crate::preimage;
+use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable, UpsertTarget};
 
 fn q(name: &str) -> String {
     quote_ident(Dialect::Sqlite, name)
@@ -193,6 +194,53 @@ impl Target for SqliteTarget {
         .await
     }
 
+    async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError> {
+        let statements = statements.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for s in &statements {
+                tx.execute_batch(s)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rename_tables(&self, renames: &[(TableName, String)]) -> Result<(), ConnectorError> {
+        let statements: Vec<String> = renames
+            .iter()
+            .map(|(from, to)| format!("ALTER TABLE {} RENAME TO {}", q(&from.name), q(to)))
+            .collect();
+        self.execute_atomically(&statements).await
+    }
+
+    async fn dependents(&self, table: &TableName) -> Result<Vec<String>, ConnectorError> {
+        let name = table.name.clone();
+        // A rename rewrites the views, triggers and foreign keys that name the table to the
+        // new name, so they would follow it to its backup. Views are matched on their text,
+        // which may name a table that only looks alike: refusing then is the safe side.
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT 'view ' || name FROM sqlite_schema \
+                 WHERE type IN ('view', 'trigger') AND tbl_name <> ?1 COLLATE NOCASE \
+                   AND instr(lower(sql), lower(?1)) > 0 \
+                 UNION ALL \
+                 SELECT 'foreign key of ' || m.name FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
+                 WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE AND m.name <> ?1 COLLATE NOCASE",
+            )?;
+            let found = stmt
+                .query_map([name], |r| r.get::<_, String>(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    fn upsert(&self) -> Option<&dyn UpsertTarget> {
+        Some(self)
+    }
+
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
         let name = table.name.clone();
         self.with_conn(move |conn| {
@@ -203,6 +251,94 @@ impl Target for SqliteTarget {
             Ok(n.max(0) as u64)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl UpsertTarget for SqliteTarget {
+    fn preimage_ddl(&self, table: &TargetTable, side: &TableName) -> Vec<String> {
+        let cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+        // The side table's rowid orders its rows.
+        vec![
+            format!(
+                "CREATE TABLE {} AS SELECT {} FROM {} WHERE 0",
+                q(&side.name),
+                cols.join(", "),
+                q(&table.name.name)
+            ),
+            format!(
+                "ALTER TABLE {} ADD COLUMN {} TEXT",
+                q(&side.name),
+                q(preimage::OP_COLUMN)
+            ),
+        ]
+    }
+
+    async fn write_chunk_upsert(
+        &self,
+        job: &str,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+        chunk_id: &str,
+        mut rx: ChunkReceiver,
+    ) -> Result<u64, ConnectorError> {
+        let (job, table, chunk_id) = (job.to_string(), table.clone(), chunk_id.to_string());
+        let (key, side) = (key.to_vec(), side.clone());
+        self.with_conn(move |conn| {
+            let mut next = rx.blocking_recv()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stage = q(preimage::STAGE_TABLE);
+            let cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+            tx.execute_batch(&format!(
+                "DROP TABLE IF EXISTS temp.{stage}; CREATE TEMP TABLE {stage} AS SELECT {} FROM {} WHERE 0",
+                cols.join(", "),
+                q(&table.name.name)
+            ))?;
+            let staged = TargetTable {
+                name: TableName {
+                    schema: None,
+                    name: preimage::STAGE_TABLE.into(),
+                },
+                ..table.clone()
+            };
+            let mut rows = 0u64;
+            {
+                let mut insert = tx.prepare(&insert_sql(&staged))?;
+                let mut text = String::new();
+                while let Some(batch) = next {
+                    rows += write_batch(&mut insert, &table, &chunk_id, &batch, &mut text)?;
+                    next = rx.blocking_recv()?;
+                }
+            }
+            let mut statements =
+                preimage::record_statements(Dialect::Sqlite, &table, &key, &side, &stage);
+            statements.push(preimage::merge_statement(Dialect::Sqlite, &table, &key, &stage));
+            statements.push(format!("DROP TABLE temp.{stage}"));
+            for s in &statements {
+                tx.execute_batch(s)?;
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (job_id, table_name, chunk_id, row_count, committed_at) \
+                     VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    q(MARKER_TABLE)
+                ),
+                params![job, table.name.to_string(), chunk_id, rows as i64],
+            )?;
+            tx.commit()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    fn undo_upsert_sql(
+        &self,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+    ) -> Vec<String> {
+        preimage::undo_statements(Dialect::Sqlite, table, key, side)
     }
 }
 
