@@ -324,7 +324,7 @@ async fn mysql_swap_and_upsert_roll_back_to_the_digest_before() {
     mysql_exec(
         &src,
         &format!(
-            "{MYSQL_T}; INSERT INTO t WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 3000) \
+            "SET SESSION max_recursive_iterations = 100000; {MYSQL_T}; INSERT INTO t WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 3000) \
              SELECT i, CONCAT('src ', i), i / 10 FROM g;"
         ),
     )
@@ -332,7 +332,7 @@ async fn mysql_swap_and_upsert_roll_back_to_the_digest_before() {
     mysql_exec(
         &dst,
         &format!(
-            "{MYSQL_T}; INSERT INTO t WITH RECURSIVE g(i) AS (SELECT 2001 UNION ALL SELECT i + 1 FROM g WHERE i < 4000) \
+            "SET SESSION max_recursive_iterations = 100000; {MYSQL_T}; INSERT INTO t WITH RECURSIVE g(i) AS (SELECT 2001 UNION ALL SELECT i + 1 FROM g WHERE i < 4000) \
              SELECT i, CONCAT('live ', i), NULL FROM g;"
         ),
     )

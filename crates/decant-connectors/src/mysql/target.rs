@@ -274,8 +274,10 @@ async fn rollback_unless_ok<T>(mut conn: Conn, outcome: &Result<T, ConnectorErro
 impl UpsertTarget for MysqlTarget {
     fn preimage_ddl(&self, table: &TargetTable, side: &TableName) -> Vec<String> {
         let cols: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+        // Strict mode checks CREATE ... SELECT's defaults even for no rows: the operation needs
+        // one, though every insert names it.
         vec![format!(
-            "CREATE TABLE {} ({} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, {} CHAR(1) NOT NULL) \
+            "CREATE TABLE {} ({} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, {} CHAR(1) NOT NULL DEFAULT '') \
              ENGINE=InnoDB SELECT {} FROM {} LIMIT 0",
             qualified(side),
             ident(preimage::SEQ_COLUMN),

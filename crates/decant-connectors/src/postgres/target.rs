@@ -430,13 +430,15 @@ impl Target for PostgresTarget {
         let rows = self
             .control
             .query(
-                "SELECT DISTINCT 'view ' || v.oid::regclass::text FROM pg_depend d \
-                 JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+                "SELECT DISTINCT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(v.relname) \
+                 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+                 JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace \
                  WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::text::regclass \
                    AND v.oid <> $1::text::regclass \
                  UNION ALL \
-                 SELECT 'foreign key ' || conname || ' of ' || conrelid::regclass::text FROM pg_constraint \
-                 WHERE contype = 'f' AND confrelid = $1::text::regclass AND conrelid <> $1::text::regclass",
+                 SELECT 'foreign key ' || quote_ident(c.conname) || ' of ' || quote_ident(n.nspname) || '.' || quote_ident(k.relname) \
+                 FROM pg_constraint c JOIN pg_class k ON k.oid = c.conrelid JOIN pg_namespace n ON n.oid = k.relnamespace \
+                 WHERE c.contype = 'f' AND c.confrelid = $1::text::regclass AND c.conrelid <> $1::text::regclass",
                 &[&name],
             )
             .await?;
