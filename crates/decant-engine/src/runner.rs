@@ -410,6 +410,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             match crate::swap::swap_in(&store, target.as_ref(), &job_id).await {
                 Ok(swapped) => {
                     crate::swap::rename_in_summary(&mut summary.tables, &swapped);
+                    progress.set_phase("done");
                     Ok(summary)
                 }
                 Err(e) => Err(e),

@@ -171,6 +171,23 @@ async fn pg_swap_refuses_a_table_a_view_reads() {
         vec!["t".to_string()],
         "nothing was created"
     );
+    // Another table's foreign key would follow the old table too.
+    d.batch_execute(
+        "DROP VIEW tv; CREATE TABLE child (id int PRIMARY KEY, t_id bigint REFERENCES t (id));",
+    )
+    .await
+    .unwrap();
+    let out = w.decant(&[
+        "run",
+        "-q",
+        w.plan(&src.url, &dst.url, "").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot be swapped") && err.contains("of public.child"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
