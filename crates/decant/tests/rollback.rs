@@ -400,6 +400,23 @@ async fn mysql_swap_and_upsert_roll_back_to_the_digest_before() {
         vec!["t".to_string()],
         "side table dropped"
     );
+    // Another table's foreign key would follow the old table: the swap is refused.
+    mysql_exec(
+        &dst,
+        "CREATE TABLE child (id int PRIMARY KEY, t_id bigint, FOREIGN KEY (t_id) REFERENCES t (id)) ENGINE=InnoDB",
+    )
+    .await;
+    let out = w.decant(&[
+        "run",
+        "-q",
+        w.plan(&src.url, &dst.url, "").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot be swapped") && err.contains("of child"),
+        "{err}"
+    );
     c.disconnect().await.unwrap();
     s.disconnect().await.unwrap();
 }
@@ -472,4 +489,30 @@ async fn sqlite_swap_and_upsert_roll_back_to_the_rows_before() {
     assert_success(&w.decant(&["rollback", &job]));
     assert_eq!(sqlite_rows(&dst.path, "t"), before, "upsert rolled back");
     assert_eq!(sqlite_tables(&dst.path), vec!["t".to_string()]);
+
+    // A view that reads the table would follow it to its backup name: the swap is refused.
+    rusqlite::Connection::open(&dst.path)
+        .unwrap()
+        .execute_batch("CREATE VIEW tv AS SELECT v FROM t; CREATE VIEW other AS SELECT 1 AS t;")
+        .unwrap();
+    let out = w.decant(&[
+        "run",
+        "-q",
+        w.plan(&src.url, &dst.url, "").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot be swapped") && err.contains("view tv"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("view other"),
+        "a view that only names a column t is no dependent: {err}"
+    );
+    assert_eq!(
+        sqlite_rows(&dst.path, "t"),
+        before,
+        "a refused run touches nothing"
+    );
 }

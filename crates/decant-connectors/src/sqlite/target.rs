@@ -217,22 +217,41 @@ impl Target for SqliteTarget {
 
     async fn dependents(&self, table: &TableName) -> Result<Vec<String>, ConnectorError> {
         let name = table.name.clone();
-        // A rename rewrites the views, triggers and foreign keys that name the table to the
-        // new name, so they would follow it to its backup. Views are matched on their text,
-        // which may name a table that only looks alike: refusing then is the safe side.
+        // SQLite's rename rewrites every view, trigger and foreign key that names the table,
+        // so they would follow it to its backup. Which ones it rewrites is best asked of SQLite
+        // itself: rename in a transaction, see what changed, roll back.
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT 'view ' || name FROM sqlite_schema \
-                 WHERE type IN ('view', 'trigger') AND tbl_name <> ?1 COLLATE NOCASE \
-                   AND instr(lower(sql), lower(?1)) > 0 \
-                 UNION ALL \
-                 SELECT 'foreign key of ' || m.name FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
-                 WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE AND m.name <> ?1 COLLATE NOCASE",
-            )?;
-            let found = stmt
-                .query_map([name], |r| r.get::<_, String>(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(found)
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let probe = "_decant_rename_probe";
+            let others = |tx: &rusqlite::Transaction<'_>,
+                          own: &str|
+             -> Result<Vec<(String, String, String)>, ConnectorError> {
+                let mut stmt = tx.prepare(
+                    "SELECT type, name, sql FROM sqlite_schema \
+                     WHERE sql IS NOT NULL AND tbl_name <> ?1 COLLATE NOCASE ORDER BY type, name",
+                )?;
+                let rows = stmt
+                    .query_map([own], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            };
+            let before = others(&tx, &name)?;
+            tx.execute_batch(&format!("ALTER TABLE {} RENAME TO {}", q(&name), q(probe)))?;
+            let after = others(&tx, probe)?;
+            tx.rollback()?;
+            Ok(before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| b.2 != a.2)
+                .map(|((kind, other, _), _)| {
+                    let kind = if kind == "table" {
+                        "foreign key of table"
+                    } else {
+                        kind
+                    };
+                    format!("{kind} {other}")
+                })
+                .collect())
         })
         .await
     }
