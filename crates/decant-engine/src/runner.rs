@@ -354,6 +354,16 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     };
     let job_id = loaded.job_id.clone();
     let loaded_resumed = loaded.resumed;
+    // The run that stopped had already swapped its tables in (only the record of it was
+    // lost): its load was complete and validated, so the job is done, not to be loaded again.
+    if loaded_resumed && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0 {
+        store
+            .set_job_state(&job_id, JobState::Succeeded, None)
+            .await?;
+        return Err(EngineError::Plan(vec![format!(
+            "job {job_id} had swapped its tables in before it stopped; it is succeeded now: `decant finalize {job_id}` keeps it, `decant rollback {job_id}` swaps back"
+        )]));
+    }
     store
         .set_job_state(&job_id, JobState::Running, None)
         .await?;

@@ -173,6 +173,30 @@ pub async fn swap_in(
     Ok(swapped)
 }
 
+/// Swaps whose rename committed while their record still says `loading` (the process stopped
+/// in between): the shadow is gone and the backup exists. Marks them swapped; returns how many.
+pub(crate) async fn reconcile(
+    store: &Store,
+    target: &dyn Target,
+    job_id: &str,
+) -> Result<usize, EngineError> {
+    let mut found = 0;
+    for record in store.undo_tables(job_id).await? {
+        if record.strategy != "swap" || record.state != state::LOADING {
+            continue;
+        }
+        let names = UndoNames::from_record(&record)?;
+        let (shadow, backup) = swap_parts(&names)?;
+        if !target.table_exists(shadow).await? && target.table_exists(backup).await? {
+            store
+                .set_undo_state(job_id, &record.target_table, state::SWAPPED)
+                .await?;
+            found += 1;
+        }
+    }
+    Ok(found)
+}
+
 /// Swaps the swapped tables of `job_id` back in one transaction (the backups become the live
 /// tables again, the loaded tables their shadow names). Returns every swap of the job, and
 /// whether it had been swapped in; the caller drops the shadows.
@@ -181,6 +205,7 @@ pub(crate) async fn swap_back(
     target: &dyn Target,
     job_id: &str,
 ) -> Result<Vec<(UndoNames, bool)>, EngineError> {
+    reconcile(store, target, job_id).await?;
     let mut renames = Vec::new();
     let mut swaps = Vec::new();
     let records: Vec<UndoTableRecord> = store

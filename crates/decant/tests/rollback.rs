@@ -516,3 +516,54 @@ async fn sqlite_swap_and_upsert_roll_back_to_the_rows_before() {
         "a refused run touches nothing"
     );
 }
+
+/// A process that stopped between the swap's commit and the control store's record of it:
+/// the record says `loading` while the target is swapped. Rollback and a resumed run find out
+/// from the target.
+#[tokio::test]
+async fn a_swap_whose_record_was_lost_is_found_from_the_target() {
+    let src = pg_source(300).await;
+    let dst = PgTestDb::create().await;
+    let d = dst.client().await;
+    d.batch_execute(
+        "CREATE TABLE t (id bigint PRIMARY KEY, v text, n numeric(12,2)); INSERT INTO t VALUES (7, 'old', 7);",
+    )
+    .await
+    .unwrap();
+    let before = pg_digest(&d, "t", "id").await;
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, "");
+    let job = run_job(&w, &plan);
+    let forget = |job_state: &str| {
+        let store = rusqlite::Connection::open(w.state()).unwrap();
+        store
+            .execute("UPDATE undo_tables SET state = 'loading'", [])
+            .unwrap();
+        store
+            .execute(
+                "UPDATE migration_jobs SET state = ?1 WHERE id = ?2",
+                [job_state, job.as_str()],
+            )
+            .unwrap();
+    };
+
+    // The run stopped after the rename: running it again finishes the job, loads nothing.
+    forget("running");
+    let out = w.decant(&["run", "-q", plan.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("had swapped its tables in"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        pg_digest(&d, "t", "id").await,
+        pg_digest(&src.client().await, "t", "id").await
+    );
+
+    // Rollback of a swap whose record says loading still swaps back.
+    forget("succeeded");
+    assert_success(&w.decant(&["rollback", &job]));
+    assert_eq!(pg_digest(&d, "t", "id").await, before);
+    assert_eq!(pg_tables(&d).await, vec!["t".to_string()]);
+}
