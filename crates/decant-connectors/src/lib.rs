@@ -12,6 +12,7 @@ pub mod error;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
+pub mod preimage;
 pub mod registry;
 pub mod sqlite;
 pub mod testkit;
@@ -22,7 +23,7 @@ pub use registry::{connect_source, connect_source_with, connect_target, connect_
 pub use traits::{
     ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, HazardBound, HazardCheck, HazardCount,
     InPlaceDigest, KeyBuckets, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,
-    chunk_channel,
+    UpsertTarget, chunk_channel,
 };
 
 /// Name of the table on every target that records committed chunks (see DESIGN.md, exactly once).

@@ -24,6 +24,7 @@ use crate::planner::{JobPlan, TableJob, build_plan};
 use crate::policy::{LocalCounts, PolicyCounters};
 use crate::preflight::{Finding, preflight};
 use crate::progress::{Progress, TableProgress};
+use crate::swap::UndoNames;
 use decant_core::hazard::ScanMode;
 
 /// How a run is carried out, beyond the plan.
@@ -353,6 +354,16 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     };
     let job_id = loaded.job_id.clone();
     let loaded_resumed = loaded.resumed;
+    // The run that stopped had already swapped its tables in (only the record of it was
+    // lost): its load was complete and validated, so the job is done, not to be loaded again.
+    if loaded_resumed && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0 {
+        store
+            .set_job_state(&job_id, JobState::Succeeded, None)
+            .await?;
+        return Err(EngineError::Plan(vec![format!(
+            "job {job_id} had swapped its tables in before it stopped; it is succeeded now: `decant finalize {job_id}` keeps it, `decant rollback {job_id}` swaps back"
+        )]));
+    }
     store
         .set_job_state(&job_id, JobState::Running, None)
         .await?;
@@ -379,6 +390,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                 state_path: Some(opts.state_path.clone()),
                 progress: progress.clone(),
                 recorded,
+                // A swap is validated in its shadow, before it replaces the live table.
+                loaded_into: crate::swap::shadows(&store, &job_id).await?,
                 ..Default::default()
             };
             match crate::validate::validate_plan(plan, &vopts).await {
@@ -395,6 +408,21 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                         .filter(|t| t.outcome != crate::validate::Outcome::Match)
                         .count()
                 )])),
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
+    // Validated: now the shadows replace the live tables, all in one transaction.
+    let result = match result {
+        Ok(mut summary) => {
+            progress.set_phase("swapping");
+            match crate::swap::swap_in(&store, target.as_ref(), &job_id).await {
+                Ok(swapped) => {
+                    crate::swap::rename_in_summary(&mut summary.tables, &swapped);
+                    progress.set_phase("done");
+                    Ok(summary)
+                }
                 Err(e) => Err(e),
             }
         }
@@ -466,11 +494,15 @@ async fn undo_job(store: &Store, target: &dyn Target, job_id: &str) -> Result<()
     for m in store.mappings(job_id).await? {
         let t: TableJob = serde_json::from_str(&m.mapping_json)?;
         match m.decision.as_str() {
-            "create" | "drop" => target.execute(std::slice::from_ref(&t.ddl.drop)).await?,
+            // A swap's mapping is its shadow: the live table was not touched yet.
+            "create" | "drop" | "swap" => target.execute(std::slice::from_ref(&t.ddl.drop)).await?,
             "truncate" => {
                 target
                     .execute(std::slice::from_ref(&t.ddl.truncate))
                     .await?
+            }
+            "upsert" => {
+                crate::rollback::undo_upsert(store, target, job_id, &t).await?;
             }
             _ => {
                 tracing::warn!(table = %t.target.name, "append-mode rows of the restarted job stay in the table");
@@ -494,8 +526,14 @@ async fn create_job(
     plan_fp: &str,
     schema_fp: &str,
 ) -> Result<Loaded, EngineError> {
+    let job_id = format!(
+        "{}-{}",
+        plan.job_name(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let mut problems = Vec::new();
     let mut tables = Vec::new();
+    let mut undo = Vec::new();
     for t in &job_plan.tables {
         let exists = target.table_exists(&t.target.name).await?;
         let decision = match (exists, t.if_exists) {
@@ -509,7 +547,7 @@ async fn create_job(
             (false, _) => "create",
             (true, IfExists::Fail) => {
                 problems.push(format!(
-                    "target table {} exists; set load.if_exists (or [tables.\"{}\"] if_exists) to \"truncate\", \"append\" or \"drop\"",
+                    "target table {} exists; set load.if_exists (or [tables.\"{}\"] if_exists) to \"swap\", \"upsert\", \"truncate\", \"append\" or \"drop\"",
                     t.target.name, t.source
                 ));
                 continue;
@@ -525,9 +563,55 @@ async fn create_job(
             }
             (true, IfExists::Append) => "append",
             (true, IfExists::Drop) => "drop",
+            (true, IfExists::Swap) => "swap",
+            (true, IfExists::Upsert) => "upsert",
         };
-        tables.push((t.clone(), decision.to_string()));
+        match decision {
+            "swap" => {
+                if let Some(problem) = crate::swap::swap_problems(t, target).await? {
+                    problems.push(problem);
+                    continue;
+                }
+                let names = UndoNames::for_swap(&t.target.name, &job_id);
+                let shadow = names.shadow.clone().expect("a swap has a shadow");
+                tables.push((
+                    crate::swap::shadow_job(t, &shadow, target, plan.load.primary_key_after_load),
+                    decision.to_string(),
+                ));
+                undo.push(names.record("swap", crate::swap::state::LOADING)?);
+            }
+            "upsert" => {
+                let declared = plan
+                    .tables
+                    .get(&t.source.to_string())
+                    .or_else(|| plan.tables.get(&t.source.name))
+                    .and_then(|c| c.key.as_ref());
+                match crate::swap::upsert_key(t, declared) {
+                    Err(problem) => problems.push(problem),
+                    Ok(_) if target.upsert().is_none() => problems.push(format!(
+                        "{}: this target cannot upsert; set if_exists to \"swap\", \"append\" or \"truncate\"",
+                        t.target.name
+                    )),
+                    Ok(key) => {
+                        let names = UndoNames::for_upsert(&t.target.name, &job_id, key);
+                        undo.push(names.record("upsert", crate::swap::state::RECORDING)?);
+                        tables.push((t.clone(), decision.to_string()));
+                    }
+                }
+            }
+            _ => tables.push((t.clone(), decision.to_string())),
+        }
     }
+    let swapped: Vec<&TableJob> = job_plan
+        .tables
+        .iter()
+        .filter(|t| {
+            tables
+                .iter()
+                .any(|(s, d)| d == "swap" && s.source == t.source)
+        })
+        .collect();
+    problems.extend(swapped_parents(&swapped));
     if !problems.is_empty() {
         return Err(EngineError::Plan(problems));
     }
@@ -552,11 +636,6 @@ async fn create_job(
         }
         chunks.insert(t.target.name.to_string(), specs);
     }
-    let job_id = format!(
-        "{}-{}",
-        plan.job_name(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
     let mappings: Vec<MappingRecord> = tables
         .iter()
         .enumerate()
@@ -584,12 +663,50 @@ async fn create_job(
         )
         .await?;
     store.save_plan(&job_id, &mappings, &chunk_records).await?;
+    for record in &undo {
+        store.record_undo_table(&job_id, record).await?;
+    }
     Ok(Loaded {
         job_id,
         resumed: false,
         tables,
         chunks,
     })
+}
+
+/// The upsert records of a job, by live table name.
+async fn upsert_names(
+    store: &Store,
+    job_id: &str,
+) -> Result<HashMap<String, UndoNames>, EngineError> {
+    let mut names = HashMap::new();
+    for record in store.undo_tables(job_id).await? {
+        if record.strategy == "upsert" {
+            names.insert(
+                record.target_table.clone(),
+                UndoNames::from_record(&record)?,
+            );
+        }
+    }
+    Ok(names)
+}
+
+/// Swapped tables whose new definition references another table swapped by the same job: the
+/// shadow's foreign key would be created against the old parent, and follow it to its backup.
+fn swapped_parents(swapped: &[&TableJob]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for t in swapped {
+        for fk in &t.target.foreign_keys {
+            let parent = &fk.ref_table;
+            if *parent != t.target.name && swapped.iter().any(|p| p.target.name == *parent) {
+                problems.push(format!(
+                    "{}: its foreign key {} references {parent}, which this job swaps too; swap them in separate jobs, or set if_exists = \"drop\" for both",
+                    t.target.name, fk.name
+                ));
+            }
+        }
+    }
+    problems
 }
 
 struct ChunkTask {
@@ -610,6 +727,8 @@ struct ChunkTask {
     /// For an append load into a table that existed: the target column (index) of its integer
     /// key, whose values each chunk records so that a rollback can delete exactly its rows.
     key_capture: Option<usize>,
+    /// For an upsert: the key and the side table of pre-images.
+    upsert: Option<Arc<UndoNames>>,
     /// The table's transforms and limits.
     transforms: Arc<crate::transform_run::TableTransforms>,
     /// Records read for the whole job (for `load.max_reject_ratio`).
@@ -687,10 +806,41 @@ async fn execute(
                 statements.extend(t.ddl.create.clone());
             }
             "truncate" => statements.push(t.ddl.truncate.clone()),
-            "create" => statements.extend(t.ddl.create.clone()),
+            // A swap creates its shadow table: the live one is not touched until the swap.
+            "create" | "swap" => statements.extend(t.ddl.create.clone()),
             _ => {}
         }
         target.execute(&statements).await?;
+    }
+    // Upserts keep their pre-images in a side table next to the target table.
+    let upserts = upsert_names(store, job_id).await?;
+    for (t, decision) in &loaded.tables {
+        if decision != "upsert" {
+            continue;
+        }
+        let names = upserts.get(&t.target.name.to_string()).ok_or_else(|| {
+            EngineError::Internal(format!(
+                "the upsert of {} has no pre-image table",
+                t.target.name
+            ))
+        })?;
+        let side = names.preimages.as_ref().ok_or_else(|| {
+            EngineError::Internal(format!(
+                "the upsert of {} has no pre-image table",
+                t.target.name
+            ))
+        })?;
+        if !target.table_exists(side).await? {
+            let upsert = target.upsert().ok_or_else(|| {
+                EngineError::Plan(vec![format!(
+                    "{}: this target cannot upsert",
+                    t.target.name
+                )])
+            })?;
+            target
+                .execute(&upsert.preimage_ddl(&t.target, side))
+                .await?;
+        }
     }
 
     let max_memory = match opts.max_memory {
@@ -710,6 +860,11 @@ async fn execute(
     for (t, decision) in &loaded.tables {
         let key = t.target.name.to_string();
         let key_capture = key_capture(t, decision);
+        let upsert = if decision == "upsert" {
+            upserts.get(&key).cloned().map(Arc::new)
+        } else {
+            None
+        };
         let specs = loaded.chunks.get(&key).cloned().unwrap_or_default();
         let estimated: u64 = specs.iter().map(|c| c.estimated_rows).sum();
         let tp = progress.add_table(&key, estimated.max(t.row_estimate), specs.len() as u64);
@@ -786,6 +941,7 @@ async fn execute(
                 max_rejects: plan.load.max_rejects,
                 recorded: recorded.clone(),
                 key_capture,
+                upsert: upsert.clone(),
                 transforms: transforms.clone(),
                 job_seen: job_seen.clone(),
                 max_reject_ratio: plan.load.max_reject_ratio,
@@ -915,7 +1071,7 @@ async fn execute(
         let rows_written: u64 = mine.iter().map(|m| m.rows).sum();
         let expected_chunks = loaded.chunks.get(&key).map_or(0, Vec::len);
         let source_rows = source_counts[i];
-        let target_rows = if decision == "append" {
+        let target_rows = if decision == "append" || decision == "upsert" {
             None
         } else {
             Some(target.count_rows(&t.target.name).await?)
@@ -1260,7 +1416,26 @@ async fn attempt_chunk(
         wtx.finish().await?;
         Ok::<_, ConnectorError>((read - filtered - rule_rejects, bytes, changed))
     };
-    let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
+    let writer = async {
+        match &task.upsert {
+            Some(names) => {
+                let upsert = target.upsert().ok_or_else(|| {
+                    ConnectorError::Config(format!("{}: this target cannot upsert", t.target.name))
+                })?;
+                let side = names.preimages.as_ref().ok_or_else(|| {
+                    ConnectorError::Internal(format!("{}: no pre-image table", t.target.name))
+                })?;
+                upsert
+                    .write_chunk_upsert(job_id, &t.target, &names.key, side, &task.chunk.id, wrx)
+                    .await
+            }
+            None => {
+                target
+                    .write_chunk(job_id, &t.target, &task.chunk.id, wrx)
+                    .await
+            }
+        }
+    };
     // Both halves run to their end, so the error reported is the cause, not its echo: a failed
     // reader makes the writer see a closed channel, a failed writer makes the relay see one.
     let (relayed, written) = tokio::join!(relay, writer);

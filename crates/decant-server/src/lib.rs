@@ -53,6 +53,7 @@ pub fn router(manager: JobManager) -> Router {
         .route("/migration/resume", post(routes::resume_migration))
         .route("/migration/cancel", post(routes::cancel_migration))
         .route("/migration/rollback", post(routes::rollback_migration))
+        .route("/migration/finalize", post(routes::finalize_migration))
         .route("/migration/status", get(routes::get_status))
         .route("/migration/status/stream", get(routes::stream_status))
         .route("/api/v1/jobs", get(routes::list_jobs))

@@ -20,6 +20,7 @@ use crate::routes;
         routes::resume_migration,
         routes::cancel_migration,
         routes::rollback_migration,
+        routes::finalize_migration,
         routes::get_status,
         routes::stream_status,
         routes::list_jobs,

@@ -282,12 +282,13 @@ pub async fn cancel_migration(
 }
 
 /// Undoes a stopped job on the target: tables it created are dropped, rows an append load
-/// inserted are deleted by the keys it recorded. Truncate and drop loads need `force`.
+/// inserted are deleted by the keys it recorded, swapped tables are swapped back, upserts
+/// restore their pre-images. Truncate and drop loads need `force`; a finalized job is refused.
 #[utoipa::path(post, path = "/migration/rollback", tag = "migration", request_body = JobRef,
     responses((status = 200, description = "What was undone, per table", body = Object),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "The job is running or already rolled back", body = crate::error::ErrorBody),
-        (status = 422, description = "The job cannot be undone without loss; retry with force", body = crate::error::ErrorBody)))]
+        (status = 422, description = "The job cannot be undone without loss (retry with force), or was finalized", body = crate::error::ErrorBody)))]
 pub async fn rollback_migration(
     State(manager): State<JobManager>,
     body: axum::body::Bytes,
@@ -312,6 +313,35 @@ pub async fn rollback_migration(
     let report = decant_engine::rollback(&manager.state_path, &job.id, r.force).await?;
     job.inner.lock().expect("job lock").state = JobState::RolledBack;
     Ok(Json(report))
+}
+
+/// Finalizes a succeeded job: drops the backups its swaps kept and the pre-images its upserts
+/// recorded. The job can no longer be rolled back.
+#[utoipa::path(post, path = "/migration/finalize", tag = "migration", request_body = JobRef,
+    responses((status = 200, description = "The backup and pre-image tables dropped", body = Object),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "The job has not succeeded", body = crate::error::ErrorBody),
+        (status = 422, description = "The job was already finalized", body = crate::error::ErrorBody)))]
+pub async fn finalize_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<Json<decant_engine::FinalizeReport>, ApiError> {
+    let r: JobRef = parse_body(&body)?;
+    let job = live_job(&manager, &r.job_id).await?;
+    let (state, validating) = {
+        let inner = job.inner.lock().expect("job lock");
+        (inner.state, inner.validating)
+    };
+    if state != JobState::Succeeded || validating {
+        return Err(ApiError::conflict(format!(
+            "job {} is {}; only a succeeded job can be finalized",
+            job.id,
+            state.as_str()
+        )));
+    }
+    Ok(Json(
+        decant_engine::finalize(&manager.state_path, &job.id).await?,
+    ))
 }
 
 /// State, phase, per-table and total rows, bytes, rows/s, ETA, rejects and errors of a job.

@@ -188,8 +188,10 @@ enum Command {
         max_concurrent: usize,
     },
     /// Undo a job on the target: drop the tables it created, delete the rows an append load
-    /// inserted (by the keys it recorded). Truncate and drop loads destroyed the old rows and
-    /// are refused unless --force. Exit 0 when rolled back, 1 when refused, 2 on errors.
+    /// inserted (by the keys it recorded), swap swapped tables back (one transaction) and drop
+    /// what was loaded, restore the rows an upsert changed from their pre-images and delete
+    /// the rows it inserted. Truncate and drop loads destroyed the old rows and are refused
+    /// unless --force; a finalized job is refused. Exit 0 when rolled back, 1 when refused.
     Rollback {
         /// The job id (`decant run` prints it; GET /api/v1/jobs lists them).
         job: String,
@@ -197,6 +199,24 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Print what was undone as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The control store (job and chunk state).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        state: PathBuf,
+    },
+    /// Finalize a succeeded job: drop the old tables its swaps kept as backups and the
+    /// pre-images its upserts recorded. Frees their space; the job can no longer be rolled
+    /// back. Exit 0 when finalized, 1 when refused.
+    Finalize {
+        /// The job id (`decant run` prints it; GET /api/v1/jobs lists them).
+        job: String,
+        /// Print what was dropped as JSON.
         #[arg(long)]
         json: bool,
         /// The control store (job and chunk state).
@@ -279,6 +299,7 @@ fn main() -> ExitCode {
                 json,
                 state,
             } => rollback::rollback(&state, &job, force, json).await,
+            Command::Finalize { job, json, state } => rollback::finalize(&state, &job, json).await,
             Command::Rejects {
                 job,
                 format,

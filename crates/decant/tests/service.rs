@@ -212,6 +212,7 @@ async fn every_endpoint(store: Option<&str>) {
         "/migration/resume",
         "/migration/cancel",
         "/migration/rollback",
+        "/migration/finalize",
         "/migration/status",
         "/migration/status/stream",
         "/api/v1/jobs",
@@ -665,6 +666,82 @@ async fn rollback_of_an_append_load_gives_back_the_target_as_it_was() {
         0,
         "forced: the job's rows are gone"
     );
+}
+
+#[tokio::test]
+async fn a_swap_rolls_back_over_http_until_it_is_finalized() {
+    let src = PgTestDb::create().await;
+    source_rows(&src, 4000).await;
+    let dst = PgTestDb::create().await;
+    let d = dst.client().await;
+    d.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric(12,2));
+         INSERT INTO items SELECT g, 'old ' || g, g FROM generate_series(3001, 6000) g;",
+    )
+    .await
+    .unwrap();
+    let before = pg_digest(&d, "items", "id").await;
+    let w = Workdir::new();
+    let svc = Service::start(&w, 10);
+    // No if_exists: the default swap.
+    let job = svc
+        .initialize(plan(
+            "swap",
+            &src.url,
+            &dst.url,
+            json!({"chunk_rows": 1000}),
+        ))
+        .await;
+    let (code, body) = svc
+        .post("/migration/finalize", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 409, "only a succeeded job can be finalized: {body}");
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_state(&job, "succeeded").await;
+    assert_eq!(
+        pg_digest(&d, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await
+    );
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["tables"][0]["table"], "public.items", "{body}");
+    assert_eq!(body["tables"][0]["decision"], "swap", "{body}");
+    assert_eq!(pg_digest(&d, "items", "id").await, before, "swapped back");
+
+    // Again, then finalize: the backup is dropped and rollback is refused.
+    let job = svc
+        .initialize(plan(
+            "swap2",
+            &src.url,
+            &dst.url,
+            json!({"chunk_rows": 1000}),
+        ))
+        .await;
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_state(&job, "succeeded").await;
+    let (code, body) = svc
+        .post("/migration/finalize", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["dropped"].as_array().map(Vec::len), Some(1), "{body}");
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_error_shape(&body, "invalid_plan");
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("was finalized"),
+        "{body}"
+    );
+    let (code, body) = svc
+        .post("/migration/finalize", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 422, "finalized twice: {body}");
 }
 
 #[tokio::test]

@@ -53,6 +53,9 @@ pub struct ValidateOptions {
     pub progress: Arc<Progress>,
     /// Source digests `decant run` recorded as it loaded (`validate.mode = "checksum"`).
     pub recorded: Option<Arc<InRunDigests>>,
+    /// `(table, loaded into)`: tables whose rows are compared in another target table (a
+    /// swap's shadow, before it replaces the live table).
+    pub loaded_into: Vec<(decant_core::TableName, decant_core::TableName)>,
 }
 
 impl Default for ValidateOptions {
@@ -66,6 +69,7 @@ impl Default for ValidateOptions {
             check_rules: true,
             progress: Arc::new(Progress::default()),
             recorded: None,
+            loaded_into: Vec::new(),
         }
     }
 }
@@ -161,8 +165,13 @@ async fn validate_inner(
         connect_target_with(&target_url, plan.target.file.as_ref())
     )?;
     let catalog = source.introspect(&plan.source.schemas).await?;
-    let job_plan = build_plan(plan, &catalog, source.dialect(), target_writer.as_ref())?;
+    let mut job_plan = build_plan(plan, &catalog, source.dialect(), target_writer.as_ref())?;
     drop(target_writer);
+    for job in &mut job_plan.tables {
+        if let Some((_, loaded)) = opts.loaded_into.iter().find(|(t, _)| *t == job.target.name) {
+            job.target.name = loaded.clone();
+        }
+    }
     let mut target_schemas: Vec<String> = job_plan
         .tables
         .iter()
