@@ -14,6 +14,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod registry;
 pub mod sqlite;
+pub mod staged;
 pub mod testkit;
 pub mod traits;
 

@@ -24,6 +24,7 @@ use crate::planner::{JobPlan, TableJob, build_plan};
 use crate::policy::{LocalCounts, PolicyCounters};
 use crate::preflight::{Finding, preflight};
 use crate::progress::{Progress, TableProgress};
+use crate::staging::{ChunkFlow, Phase, Stage, Staging};
 use decant_core::hazard::ScanMode;
 
 /// How a run is carried out, beyond the plan.
@@ -38,6 +39,10 @@ pub struct RunOptions {
     pub progress: Arc<Progress>,
     /// Pause, resume and cancel between chunks (the HTTP service holds the other end).
     pub control: crate::control::JobControl,
+    /// Run one staged phase instead of all of them at once (docs/service.md, staged phases).
+    pub phase: Option<Phase>,
+    /// The staging root of staged phases: `<staging>/<job>/<table>/<stage>/chunk-N.parquet`.
+    pub staging: Option<PathBuf>,
 }
 
 /// A job planned and stored by [`initialize`], ready for [`run`].
@@ -353,12 +358,14 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     };
     let job_id = loaded.job_id.clone();
     let loaded_resumed = loaded.resumed;
+    let flow = chunk_flow(&store, opts, &job_id).await?;
     store
         .set_job_state(&job_id, JobState::Running, None)
         .await?;
     // With `validate.mode = "checksum"`, every chunk is hashed as it loads, so that the
     // validation reads only the target for the chunks this process loaded.
-    let checksum = plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
+    let checksum = flow.writes_target()
+        && plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
     let recorded = checksum.then(|| Arc::new(crate::validate::InRunDigests::default()));
     let result = execute(
         plan,
@@ -368,6 +375,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         target.clone(),
         &loaded,
         recorded.clone(),
+        &flow,
     )
     .await;
     // `validate.mode = "checksum"`: the run proves every value, not only the counts, before it
@@ -412,12 +420,19 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             summary.hazards = scan_findings;
             summary.estimate = run_estimate;
             summary.warnings.extend(job_plan.warnings.clone());
-            store
-                .set_summary(&job_id, &serde_json::to_string(&summary)?)
-                .await?;
-            store
-                .set_job_state(&job_id, JobState::Succeeded, None)
-                .await?;
+            if flow.writes_target() {
+                store
+                    .set_summary(&job_id, &serde_json::to_string(&summary)?)
+                    .await?;
+                store
+                    .set_job_state(&job_id, JobState::Succeeded, None)
+                    .await?;
+            } else {
+                // Extracted or transformed: the job waits for its next phase, target untouched.
+                store
+                    .set_job_state(&job_id, JobState::Initialized, None)
+                    .await?;
+            }
             Ok(summary)
         }
         Err(e) => {
@@ -434,6 +449,26 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             Err(e)
         }
     }
+}
+
+/// How this run moves chunks: all steps at once, or one staged phase once the phase before it
+/// has staged every chunk.
+async fn chunk_flow(store: &Store, opts: &RunOptions, job_id: &str) -> Result<ChunkFlow, EngineError> {
+    let Some(phase) = opts.phase else {
+        return Ok(ChunkFlow::direct());
+    };
+    let root = opts.staging.clone().ok_or_else(|| {
+        EngineError::Plan(vec![format!(
+            "the {} phase stages Parquet files: give it a staging directory (--staging DIR)",
+            phase.as_str()
+        )])
+    })?;
+    let input = crate::staging::check_ready(store, &root, job_id, phase).await?;
+    Ok(ChunkFlow {
+        phase: Some(phase),
+        input,
+        staging: Some(Staging::new(&root, job_id)),
+    })
 }
 
 fn describe_plan_change(old: &Plan, new: &Plan) -> String {
@@ -587,6 +622,13 @@ async fn create_job(
 struct ChunkTask {
     table: Arc<TableJob>,
     chunk: ChunkSpec,
+    /// The chunk's position in its table's plan (names its staged file).
+    order: usize,
+    /// What this phase reads, applies and writes.
+    flow: Arc<ChunkFlow>,
+    /// The schema of the batches read: the source's, or the transforms' output when reading
+    /// transformed chunks.
+    input_schema: arrow_schema::SchemaRef,
     progress: Arc<TableProgress>,
     batch_rows: usize,
     /// Chunks of this table allowed in flight at once (fewer than `parallelism` for wide rows).
@@ -655,12 +697,19 @@ async fn execute(
     target: Arc<dyn Target>,
     loaded: &Loaded,
     recorded: Option<Arc<crate::validate::InRunDigests>>,
+    flow: &ChunkFlow,
 ) -> Result<RunSummary, EngineError> {
     let progress = opts.progress.clone();
     let job_id = loaded.job_id.as_str();
     let counters = PolicyCounters::default();
-    target.prepare_markers().await?;
-    let committed: Vec<ChunkMarker> = target.committed_chunks(job_id).await?;
+    // What this phase has committed: the target's markers, or the staged files it wrote.
+    let committed: Vec<ChunkMarker> = match flow.output() {
+        None => {
+            target.prepare_markers().await?;
+            target.committed_chunks(job_id).await?
+        }
+        Some(stage) => flow.staging()?.done(stage, &loaded.chunks).await?,
+    };
     let done: HashSet<(String, String)> = committed
         .iter()
         .map(|m| (m.table.clone(), m.chunk_id.clone()))
@@ -668,7 +717,7 @@ async fn execute(
     let tables_with_rows: HashSet<&str> = committed.iter().map(|m| m.table.as_str()).collect();
 
     progress.set_phase("creating tables");
-    for (t, decision) in &loaded.tables {
+    for (t, decision) in loaded.tables.iter().filter(|_| flow.writes_target()) {
         if tables_with_rows.contains(t.target.name.to_string().as_str()) {
             continue; // prepared by the interrupted run, which already committed rows into it
         }
@@ -701,7 +750,7 @@ async fn execute(
     let mut tasks = Vec::new();
     for (t, decision) in &loaded.tables {
         let key = t.target.name.to_string();
-        let key_capture = key_capture(t, decision);
+        let key_capture = key_capture(t, decision).filter(|_| flow.writes_target());
         let specs = loaded.chunks.get(&key).cloned().unwrap_or_default();
         let estimated: u64 = specs.iter().map(|c| c.estimated_rows).sum();
         let tp = progress.add_table(&key, estimated.max(t.row_estimate), specs.len() as u64);
@@ -742,6 +791,10 @@ async fn execute(
             )),
             None => None,
         };
+        let input_schema = match (&flow.input, &compiled) {
+            (Some(Stage::Transform), Some(c)) => c.output_schema(),
+            _ => t.source_schema(),
+        };
         let table_rejected = rejected_before.get(&key).copied().unwrap_or(0);
         let table_seen = committed
             .iter()
@@ -763,13 +816,18 @@ async fn execute(
             cfg.and_then(|c| c.max_reject_ratio),
         ));
         table_transforms.insert(key.clone(), transforms.clone());
-        for c in specs
+        let flow = Arc::new(flow.clone());
+        for (order, c) in specs
             .into_iter()
-            .filter(|c| !done.contains(&(key.clone(), c.id.clone())))
+            .enumerate()
+            .filter(|(_, c)| !done.contains(&(key.clone(), c.id.clone())))
         {
             tasks.push(ChunkTask {
                 table: table.clone(),
                 chunk: c,
+                order,
+                flow: flow.clone(),
+                input_schema: input_schema.clone(),
                 progress: tp.clone(),
                 batch_rows,
                 slots: slots.clone(),
@@ -785,7 +843,7 @@ async fn execute(
         }
     }
 
-    progress.set_phase("loading");
+    progress.set_phase(flow.moving_step());
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let results: Vec<Result<(), EngineError>> = futures::stream::iter(tasks)
         .map(|task| {
@@ -820,8 +878,9 @@ async fn execute(
                     Ok((rows, bytes, changed)) => {
                         counters.merge(&key, &changed);
                         task.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                        let state = task.flow.done_state();
                         store
-                            .update_chunk(job_id, &key, &task.chunk.id, "done", rows, bytes, None)
+                            .update_chunk(job_id, &key, &task.chunk.id, state, rows, bytes, None)
                             .await?;
                         Ok(())
                     }
@@ -857,10 +916,35 @@ async fn execute(
     if let Some(err) = results.into_iter().find_map(Result::err) {
         return Err(err);
     }
+    if let Some(stage) = flow.output() {
+        let summary = staged_summary(plan, store, loaded, flow, stage, &table_transforms).await?;
+        progress.set_phase(if stage == Stage::Extract {
+            "extracted"
+        } else {
+            "transformed"
+        });
+        return Ok(summary);
+    }
 
     // The source's counts (for the proof at the end) are taken while the target builds its
     // keys and indexes: two servers, two cores, one wait.
-    let source_counts = {
+    let source_counts = if flow.input.is_some() {
+        // Loading staged chunks: the proof counts against what was extracted, not against a
+        // source that may have moved on since.
+        let extracted = flow.staging()?.extracted_records(&loaded.chunks).await?;
+        let keys: Vec<String> = loaded
+            .tables
+            .iter()
+            .map(|(t, _)| t.target.name.to_string())
+            .collect();
+        tokio::spawn(async move {
+            Ok::<_, ConnectorError>(
+                keys.iter()
+                    .map(|k| extracted.get(k).copied().unwrap_or(0))
+                    .collect(),
+            )
+        })
+    } else {
         let (source, names) = (
             source.clone(),
             loaded
@@ -991,6 +1075,91 @@ async fn execute(
     })
 }
 
+/// The outcome of an extract or transform phase: per table the chunks and rows staged, and the
+/// records quarantined and filtered on the way (the transform phase owns the quarantine; the
+/// extract phase counts only the reader's rejects, kept beside the chunks).
+async fn staged_summary(
+    plan: &Plan,
+    store: &Store,
+    loaded: &Loaded,
+    flow: &ChunkFlow,
+    stage: Stage,
+    table_transforms: &HashMap<String, Arc<crate::transform_run::TableTransforms>>,
+) -> Result<RunSummary, EngineError> {
+    let staging = flow.staging()?;
+    let markers = staging.done(stage, &loaded.chunks).await?;
+    let committed: HashSet<(String, String)> = markers
+        .iter()
+        .map(|m| (m.table.clone(), m.chunk_id.clone()))
+        .collect();
+    let (rejected, filtered) = match stage {
+        Stage::Transform => (
+            committed_rejects(store, &loaded.job_id, &committed).await?,
+            committed_filtered(store, &loaded.job_id, &committed).await?,
+        ),
+        Stage::Extract => {
+            let mut rejected: HashMap<String, u64> = HashMap::new();
+            for (table, specs) in &loaded.chunks {
+                for order in 0..specs.len() {
+                    *rejected.entry(table.clone()).or_default() +=
+                        staging.read_rejects(table, order)?.len() as u64;
+                }
+            }
+            (rejected, HashMap::new())
+        }
+    };
+    let mut tables = Vec::new();
+    for (t, decision) in &loaded.tables {
+        let key = t.target.name.to_string();
+        let rows: u64 = markers.iter().filter(|m| m.table == key).map(|m| m.rows).sum();
+        let rows_rejected = rejected.get(&key).copied().unwrap_or(0);
+        let rows_filtered = filtered.get(&key).copied().unwrap_or(0);
+        tables.push(TableSummary {
+            source: t.source.to_string(),
+            target: key.clone(),
+            source_rows: rows + rows_rejected + rows_filtered,
+            rows_written: rows,
+            rows_rejected,
+            rows_filtered,
+            transforms: table_transforms
+                .get(&key)
+                .map(|t| t.summary())
+                .unwrap_or_default(),
+            target_rows: None,
+            bytes: 0,
+            chunks: loaded.chunks.get(&key).map_or(0, Vec::len),
+            chunks_resumed: 0,
+            decision: decision.clone(),
+            notes: vec![format!(
+                "staged in {}",
+                staging.stage_dir(&key, stage).display()
+            )],
+        });
+    }
+    Ok(RunSummary {
+        job_id: loaded.job_id.clone(),
+        job_name: plan.job_name().to_string(),
+        state: if stage == Stage::Extract {
+            "extracted".into()
+        } else {
+            "transformed".into()
+        },
+        resumed: loaded.resumed,
+        rows: tables.iter().map(|t| t.rows_written).sum(),
+        bytes: 0,
+        rejects: tables.iter().map(|t| t.rows_rejected).sum(),
+        tables,
+        duration_secs: 0.0,
+        views_not_migrated: vec![],
+        warnings: vec![],
+        scan: ScanMode::Off,
+        hazards: vec![],
+        policy_changes: vec![],
+        validation: None,
+        estimate: None,
+    })
+}
+
 /// Runs one chunk with retries. A retry first checks the markers: a chunk whose commit went
 /// through before the connection dropped is done, not loaded twice.
 async fn run_chunk(
@@ -1025,7 +1194,9 @@ async fn run_chunk(
                 let wait = Duration::from_millis(500 * (1 << attempt.min(6)));
                 tracing::warn!(table = %key, chunk = %task.chunk.id, attempt, error = %e, "chunk failed, retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
-                if let Ok(markers) = target.committed_chunks(job_id).await
+                // A staged file is renamed into place last: a failed attempt never left one.
+                if task.flow.writes_target()
+                    && let Ok(markers) = target.committed_chunks(job_id).await
                     && let Some(m) = markers
                         .iter()
                         .find(|m| m.table == key && m.chunk_id == task.chunk.id)
@@ -1078,16 +1249,20 @@ async fn attempt_chunk(
         rows: 0,
     };
     let target_schema = t.target_schema();
+    let flow = task.flow.clone();
     let mut transform = task
         .transforms
         .compiled
         .as_ref()
+        .filter(|_| flow.applies_steps())
         .map(|c| c.begin_chunk(&task.chunk.id));
-    let transformed = transform.is_some();
+    // Batches of transformed chunks carry the target's columns already.
+    let transformed = transform.is_some()
+        || (flow.input == Some(Stage::Transform) && task.transforms.compiled.is_some());
     let mut limits = crate::transform_run::Reservation::default();
     let (rtx, mut rrx) = mpsc::channel(2);
     let (wtx, wrx) = chunk_channel(2);
-    let reader = tokio::spawn(async move { source.read_chunk(&request, rtx).await });
+    let reader = spawn_reader(source, request, task, rtx)?;
     let mut hasher = task
         .recorded
         .as_ref()
@@ -1125,17 +1300,21 @@ async fn attempt_chunk(
                     ),
                 });
             }
-            let batch = crate::policy::apply(&batch, &t.checks, &mut changed).map_err(
-                |(col, message)| ConnectorError::Value {
-                    table: t.source.to_string(),
-                    column: t
-                        .source_columns
-                        .get(col)
-                        .map_or_else(String::new, |c| c.name.clone()),
-                    range: task.chunk.range.describe(),
-                    message,
-                },
-            )?;
+            let batch = if flow.applies_steps() {
+                crate::policy::apply(&batch, &t.checks, &mut changed).map_err(
+                    |(col, message)| ConnectorError::Value {
+                        table: t.source.to_string(),
+                        column: t
+                            .source_columns
+                            .get(col)
+                            .map_or_else(String::new, |c| c.name.clone()),
+                        range: task.chunk.range.describe(),
+                        message,
+                    },
+                )?
+            } else {
+                batch
+            };
             let batch = match transform.as_mut() {
                 Some(run) => {
                     let applied = run.apply(&batch).map_err(|e| {
@@ -1157,17 +1336,23 @@ async fn attempt_chunk(
                 }
                 None => batch,
             };
-            let converted = convert_batch(&batch, &target_schema).map_err(|(col, message)| {
-                ConnectorError::Value {
-                    table: t.source.to_string(),
-                    column: column_name(col),
-                    range: task.chunk.range.describe(),
-                    message: format!(
-                        "cannot convert to the target type {}: {message}",
-                        t.target.columns.get(col).map_or("", |c| &c.native_type)
-                    ),
-                }
-            })?;
+            // Staged chunks keep the source's (or the transforms') types: inspectable as they
+            // were read, converted on the way into the target.
+            let converted = if !flow.converts() {
+                batch
+            } else {
+                convert_batch(&batch, &target_schema).map_err(|(col, message)| {
+                    ConnectorError::Value {
+                        table: t.source.to_string(),
+                        column: column_name(col),
+                        range: task.chunk.range.describe(),
+                        message: format!(
+                            "cannot convert to the target type {}: {message}",
+                            t.target.columns.get(col).map_or("", |c| &c.native_type)
+                        ),
+                    }
+                })?
+            };
             if let Some(col) = task.key_capture {
                 let values =
                     arrow_cast::cast(converted.column(col), &arrow_schema::DataType::Int64)
@@ -1191,6 +1376,27 @@ async fn attempt_chunk(
             wtx.send(converted).await?;
         }
         let read = reader.await??;
+        if !flow.applies_steps() {
+            if flow.output() == Some(Stage::Extract) {
+                // The reader's rejects wait beside the chunk for the phase that quarantines.
+                let staging = flow.staging().map_err(internal)?.clone();
+                let (key, order, found) = (t.target.name.to_string(), task.order, rejects.take());
+                tokio::task::spawn_blocking(move || {
+                    staging.write_rejects(&key, order, &found).map_err(internal)
+                })
+                .await??;
+            }
+            // Transformed chunks were quarantined, filtered and counted by the transform phase;
+            // what rollback deletes is still this load's to record.
+            if task.key_capture.is_some() {
+                store
+                    .replace_inserted_keys(job_id, &t.target.name.to_string(), &task.chunk.id, &keys)
+                    .await
+                    .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            }
+            wtx.finish().await?;
+            return Ok::<_, ConnectorError>((read, bytes, changed));
+        }
         // The chunk's rejects reach the quarantine before the chunk may commit, replacing an
         // earlier attempt's: if the commit then fails, the retry replaces them again.
         // They are stored even when they pass the limit, so the user sees what stopped the job.
@@ -1249,7 +1455,20 @@ async fn attempt_chunk(
         wtx.finish().await?;
         Ok::<_, ConnectorError>((read - filtered - rule_rejects, bytes, changed))
     };
-    let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
+    let writer: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<u64, ConnectorError>> + Send + '_>,
+    > = match flow.output() {
+        None => Box::pin(target.write_chunk(job_id, &t.target, &task.chunk.id, wrx)),
+        Some(stage) => {
+            let staging = flow.staging().map_err(internal)?;
+            let path = staging.chunk_file(&t.target.name.to_string(), stage, task.order);
+            let schema = match (stage, &task.transforms.compiled) {
+                (Stage::Transform, Some(c)) => c.output_schema(),
+                _ => t.source_schema(),
+            };
+            Box::pin(decant_connectors::staged::write_staged(path, schema, wrx))
+        }
+    };
     // Both halves run to their end, so the error reported is the cause, not its echo: a failed
     // reader makes the writer see a closed channel, a failed writer makes the relay see one.
     let (relayed, written) = tokio::join!(relay, writer);
@@ -1278,6 +1497,38 @@ async fn attempt_chunk(
         task.transforms.merge(&run.commit());
     }
     Ok((written, bytes, changed))
+}
+
+fn internal(e: EngineError) -> ConnectorError {
+    ConnectorError::Internal(e.to_string())
+}
+
+/// Starts the chunk's reader: the source, or the staged file of the stage this phase reads
+/// (an extracted chunk's reader rejects join the chunk's reject log, for the phase that
+/// quarantines them).
+fn spawn_reader(
+    source: Arc<dyn Source>,
+    request: ReadRequest,
+    task: &ChunkTask,
+    tx: mpsc::Sender<arrow_array::RecordBatch>,
+) -> Result<tokio::task::JoinHandle<Result<u64, ConnectorError>>, ConnectorError> {
+    let Some(stage) = task.flow.input else {
+        return Ok(tokio::spawn(
+            async move { source.read_chunk(&request, tx).await },
+        ));
+    };
+    let staging = task.flow.staging().map_err(internal)?.clone();
+    let key = task.table.target.name.to_string();
+    let (order, schema, batch_rows) = (task.order, task.input_schema.clone(), task.batch_rows);
+    Ok(tokio::task::spawn_blocking(move || {
+        if stage == Stage::Extract {
+            for r in staging.read_rejects(&key, order).map_err(internal)? {
+                request.rejects.push(r);
+            }
+        }
+        let path = staging.chunk_file(&key, stage, order);
+        decant_connectors::staged::read_staged(&path, &schema, batch_rows, &tx)
+    }))
 }
 
 /// Quarantined records per target table, of the chunks in `committed` only.
