@@ -100,9 +100,8 @@ pub fn read_staged(
     };
     let mut count = 0u64;
     for batch in reader {
-        let batch = batch.map_err(|e| {
-            ConnectorError::Config(format!("staging file {}: {e}", path.display()))
-        })?;
+        let batch = batch
+            .map_err(|e| ConnectorError::Config(format!("staging file {}: {e}", path.display())))?;
         if batch.num_columns() != schema.fields().len() {
             return Err(ConnectorError::Config(format!(
                 "staging file {} holds {} columns where the job has {}; was it replaced? \

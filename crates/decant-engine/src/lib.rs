@@ -24,6 +24,6 @@ pub use planner::{JobPlan, TableJob, build_plan};
 pub use preflight::{Finding, PreflightReport, preflight};
 pub use progress::{Progress, TableProgress};
 pub use rollback::{RollbackReport, rollback};
-pub use staging::{Phase, Staging};
 pub use runner::{Initialized, RunOptions, RunSummary, TableSummary, initialize, run};
+pub use staging::{Phase, Staging};
 pub use validate::{ValidateOptions, ValidationReport, validate_plan};

@@ -364,8 +364,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         .await?;
     // With `validate.mode = "checksum"`, every chunk is hashed as it loads, so that the
     // validation reads only the target for the chunks this process loaded.
-    let checksum = flow.writes_target()
-        && plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
+    let checksum =
+        flow.writes_target() && plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
     let recorded = checksum.then(|| Arc::new(crate::validate::InRunDigests::default()));
     let result = execute(
         plan,
@@ -453,7 +453,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
 
 /// How this run moves chunks: all steps at once, or one staged phase once the phase before it
 /// has staged every chunk.
-async fn chunk_flow(store: &Store, opts: &RunOptions, job_id: &str) -> Result<ChunkFlow, EngineError> {
+async fn chunk_flow(
+    store: &Store,
+    opts: &RunOptions,
+    job_id: &str,
+) -> Result<ChunkFlow, EngineError> {
     let Some(phase) = opts.phase else {
         return Ok(ChunkFlow::direct());
     };
@@ -1111,7 +1115,11 @@ async fn staged_summary(
     let mut tables = Vec::new();
     for (t, decision) in &loaded.tables {
         let key = t.target.name.to_string();
-        let rows: u64 = markers.iter().filter(|m| m.table == key).map(|m| m.rows).sum();
+        let rows: u64 = markers
+            .iter()
+            .filter(|m| m.table == key)
+            .map(|m| m.rows)
+            .sum();
         let rows_rejected = rejected.get(&key).copied().unwrap_or(0);
         let rows_filtered = filtered.get(&key).copied().unwrap_or(0);
         tables.push(TableSummary {
@@ -1390,7 +1398,12 @@ async fn attempt_chunk(
             // what rollback deletes is still this load's to record.
             if task.key_capture.is_some() {
                 store
-                    .replace_inserted_keys(job_id, &t.target.name.to_string(), &task.chunk.id, &keys)
+                    .replace_inserted_keys(
+                        job_id,
+                        &t.target.name.to_string(),
+                        &task.chunk.id,
+                        &keys,
+                    )
                     .await
                     .map_err(|e| ConnectorError::Internal(e.to_string()))?;
             }
@@ -1513,9 +1526,9 @@ fn spawn_reader(
     tx: mpsc::Sender<arrow_array::RecordBatch>,
 ) -> Result<tokio::task::JoinHandle<Result<u64, ConnectorError>>, ConnectorError> {
     let Some(stage) = task.flow.input else {
-        return Ok(tokio::spawn(
-            async move { source.read_chunk(&request, tx).await },
-        ));
+        return Ok(tokio::spawn(async move {
+            source.read_chunk(&request, tx).await
+        }));
     };
     let staging = task.flow.staging().map_err(internal)?.clone();
     let key = task.table.target.name.to_string();

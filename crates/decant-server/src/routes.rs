@@ -224,13 +224,8 @@ async fn start_verb(
         )));
     }
     if let Some(phase) = phase {
-        match decant_engine::staging::check_ready(
-            &manager.store,
-            &manager.staging,
-            &job.id,
-            phase,
-        )
-        .await
+        match decant_engine::staging::check_ready(&manager.store, &manager.staging, &job.id, phase)
+            .await
         {
             Ok(_) => {}
             Err(decant_engine::EngineError::NotReady(message)) => {

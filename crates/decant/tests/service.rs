@@ -815,7 +815,9 @@ async fn staged_phases(store: Option<&str>) {
     let (code, body) = svc.post("/migration/extract", json!({"job_id": job})).await;
     assert_eq!(code, 202, "{body}");
     let s = svc
-        .wait_for(&job, "extracted", |s| s["step"] == "extracted")
+        .wait_for(&job, "extracted", |s| {
+            s["state"] == "initialized" && s["step"] == "extracted"
+        })
         .await;
     assert_eq!(
         (s["state"].as_str(), s["phase"].as_str()),
@@ -841,7 +843,10 @@ async fn staged_phases(store: Option<&str>) {
     assert_eq!(catalog["tables"][0]["row_estimate"], 5000, "{catalog}");
 
     let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
-    assert_eq!(code, 409, "a plan with transforms loads transformed chunks: {body}");
+    assert_eq!(
+        code, 409,
+        "a plan with transforms loads transformed chunks: {body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -855,7 +860,9 @@ async fn staged_phases(store: Option<&str>) {
         .await;
     assert_eq!(code, 202, "{body}");
     let s = svc
-        .wait_for(&job, "transformed", |s| s["step"] == "transformed")
+        .wait_for(&job, "transformed", |s| {
+            s["state"] == "initialized" && s["step"] == "transformed"
+        })
         .await;
     assert_eq!(s["phase"], "transform", "{s}");
     assert_eq!(staged_files(&root, &job, "transform").len(), chunks);
@@ -872,13 +879,18 @@ async fn staged_phases(store: Option<&str>) {
     let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
     assert_eq!(code, 202, "{body}");
     let s = svc.wait_state(&job, "succeeded").await;
-    assert_eq!((s["phase"].as_str(), s["step"].as_str()), (Some("load"), Some("done")), "{s}");
+    assert_eq!(
+        (s["phase"].as_str(), s["step"].as_str()),
+        (Some("load"), Some("done")),
+        "{s}"
+    );
 
     // The same plan as one run, into another database: the staged job arrived at the same rows.
     let one_shot = svc
         .initialize(staged_plan("oneshot", &src.url, &reference.url, 1000))
         .await;
-    svc.post("/migration/run", json!({"job_id": one_shot})).await;
+    svc.post("/migration/run", json!({"job_id": one_shot}))
+        .await;
     svc.wait_state(&one_shot, "succeeded").await;
     let staged = pg_digest(&dst.client().await, "items", "id").await;
     assert_eq!(
@@ -923,10 +935,15 @@ async fn staged_load_restart(store: Option<&str>) {
             ))
             .await;
         svc.post("/migration/extract", json!({"job_id": job})).await;
-        svc.wait_for(&job, "extracted", |s| s["step"] == "extracted")
-            .await;
+        svc.wait_for(&job, "extracted", |s| {
+            s["state"] == "initialized" && s["step"] == "extracted"
+        })
+        .await;
         let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
-        assert_eq!(code, 202, "without transforms, load reads the extracted chunks: {body}");
+        assert_eq!(
+            code, 202,
+            "without transforms, load reads the extracted chunks: {body}"
+        );
         svc.wait_for(&job, "some chunks", |s| {
             s["chunks_done"].as_u64() >= Some(3)
         })
@@ -940,10 +957,16 @@ async fn staged_load_restart(store: Option<&str>) {
         .await
         .unwrap()
         .get(0);
-    assert!(before < 60, "the kill came before the end ({before} chunks)");
+    assert!(
+        before < 60,
+        "the kill came before the end ({before} chunks)"
+    );
     let svc = Service::start_staged(&w, 10, store, Some(&root));
     let done = svc.wait_state(&job, "succeeded").await;
-    assert_eq!(done["phase"], "load", "the restart resumed the load phase: {done}");
+    assert_eq!(
+        done["phase"], "load",
+        "the restart resumed the load phase: {done}"
+    );
     assert_eq!(done["rows_done"], 300_000, "{done}");
     assert_eq!(
         pg_digest(&d, "items", "id").await,
@@ -961,7 +984,12 @@ async fn the_cli_runs_the_phases_one_by_one() {
     let plan = w.plan(&src.url, &dst.url, "[load]\nchunk_rows = 1000");
     let plan = plan.to_str().unwrap();
     let out = w.decant(&["run", "--quiet", "--phase", "load", plan]);
-    assert_eq!(out.status.code(), Some(1), "load before extract: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "load before extract: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("--phase extract"), "{}", stderr(&out));
     let out = w.decant(&["run", "--quiet", "--phase", "extract", plan]);
     assert_success(&out);
