@@ -693,6 +693,7 @@ fn row_width(size_bytes: u64, rows: u64) -> usize {
     (size_bytes / rows).clamp(16, 1 << 30) as usize
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     plan: &Plan,
     opts: &RunOptions,
