@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use decant_core::files::CsvOptions;
+use decant_core::plan::SourceConfig;
 use decant_core::{ConnectionUrl, Dialect};
 
 use crate::error::ConnectorError;
@@ -14,26 +14,32 @@ pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, Conn
     connect_source_with(url, None).await
 }
 
-/// Opens a source for `url`; `csv` is the plan's `[source.csv]` section, for `file://` URLs.
+/// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv` and `json`
+/// options apply to `file://` URLs.
 pub async fn connect_source_with(
     url: &ConnectionUrl,
-    csv: Option<&CsvOptions>,
+    source: Option<&SourceConfig>,
 ) -> Result<Arc<dyn Source>, ConnectorError> {
+    let csv = source.and_then(|s| s.csv.as_ref());
+    let json = source.and_then(|s| s.json.as_ref());
     Ok(match url.dialect() {
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
-        Dialect::File
-            if url
-                .file_path()
-                .is_some_and(|(p, _)| files::is_parquet_path(p)) =>
-        {
-            Arc::new(files::ParquetSource::open(
-                url,
-                csv.and_then(|c| c.table.as_deref()),
-            )?)
+        Dialect::File => {
+            let path = url.file_path().map_or("", |(p, _)| p);
+            if files::is_parquet_path(path) {
+                let table = csv
+                    .and_then(|c| c.table.as_deref())
+                    .or(json.and_then(|j| j.table.as_deref()));
+                Arc::new(files::ParquetSource::open(url, table)?)
+            } else if json.is_some() || csv.is_none() && files::is_json_path(path) {
+                // `[source.json]` says JSON whatever the extensions; else the files do.
+                Arc::new(files::JsonSource::open(url, json)?)
+            } else {
+                Arc::new(files::CsvSource::open(url, csv)?)
+            }
         }
-        Dialect::File => Arc::new(files::CsvSource::open(url, csv)?),
     })
 }
 

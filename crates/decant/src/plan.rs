@@ -17,7 +17,7 @@ struct PlannedTable<'a> {
 
 pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let plan = Plan::from_file(path)?;
-    let source = connect_source_with(&plan.source_url()?, plan.source.csv.as_ref()).await?;
+    let source = connect_source_with(&plan.source_url()?, Some(&plan.source)).await?;
     let target = connect_target(&plan.target_url()?).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job = build_plan(&plan, &catalog, source.dialect(), target.as_ref())?;

@@ -147,7 +147,7 @@ async fn validate_inner(
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     let (source, target, target_writer) = tokio::try_join!(
-        connect_source_with(&source_url, plan.source.csv.as_ref()),
+        connect_source_with(&source_url, Some(&plan.source)),
         connect_source(&target_url),
         connect_target(&target_url)
     )?;
