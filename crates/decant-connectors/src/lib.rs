@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod preimage;
 pub mod registry;
 pub mod sqlite;
+pub mod staged;
 pub mod testkit;
 pub mod traits;
 

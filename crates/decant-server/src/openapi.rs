@@ -15,6 +15,9 @@ use crate::routes;
     paths(
         routes::create_migration,
         routes::run_migration,
+        routes::extract_migration,
+        routes::transform_migration,
+        routes::load_migration,
         routes::validate_migration,
         routes::pause_migration,
         routes::resume_migration,

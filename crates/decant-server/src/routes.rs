@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use decant_core::plan::Plan;
+use decant_engine::Phase;
 use decant_store::JobState;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -151,18 +152,87 @@ pub async fn run_migration(
     State(manager): State<JobManager>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let r: JobRef = parse_body(&body)?;
-    let job = live_job(&manager, &r.job_id).await?;
+    start_verb(&manager, &body, None).await
+}
+
+/// Extracts a job in the background: every chunk's source rows, as read, into Parquet files
+/// under the staging directory (`<staging>/<job>/<table>/extract/chunk-000012.parquet`); the
+/// target is not touched. Runs again after a failure or a cancel to stage the missing chunks.
+#[utoipa::path(post, path = "/migration/extract", tag = "migration", request_body = JobRef,
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running or finished", body = crate::error::ErrorBody),
+    ))]
+pub async fn extract_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    start_verb(&manager, &body, Some(Phase::Extract)).await
+}
+
+/// Transforms an extracted job in the background: reads the extracted chunks, applies the
+/// plan's policies, transforms, rules and masks (the code path of run) and writes the result
+/// to `<staging>/<job>/<table>/transform/`; rejects go to the quarantine
+/// (`/api/v1/jobs/{id}/errors`) before anything touches the target.
+#[utoipa::path(post, path = "/migration/transform", tag = "migration", request_body = JobRef,
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running or finished, or not extracted yet", body = crate::error::ErrorBody),
+    ))]
+pub async fn transform_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    start_verb(&manager, &body, Some(Phase::Transform)).await
+}
+
+/// Loads the staged chunks into the target in the background, with the run's exactly-once
+/// chunk markers: the transformed chunks, or the extracted ones when the plan has no transforms.
+#[utoipa::path(post, path = "/migration/load", tag = "migration", request_body = JobRef,
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running or finished, or its chunks are not staged yet", body = crate::error::ErrorBody),
+    ))]
+pub async fn load_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    start_verb(&manager, &body, Some(Phase::Load)).await
+}
+
+/// Queues a run (`phase` none) or one staged phase of the job named in `body`.
+async fn start_verb(
+    manager: &JobManager,
+    body: &[u8],
+    phase: Option<Phase>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let r: JobRef = parse_body(body)?;
+    let job = live_job(manager, &r.job_id).await?;
     let state = state_of(&job);
+    let verb = phase.map_or("run", Phase::as_str);
     if !matches!(
         state,
         JobState::Initialized | JobState::Failed | JobState::Cancelled
     ) {
         return Err(ApiError::conflict(format!(
-            "job {} is {}; only an initialized, failed or cancelled job can run",
+            "job {} is {}; only an initialized, failed or cancelled job can {verb}",
             job.id,
             state.as_str()
         )));
+    }
+    if let Some(phase) = phase {
+        match decant_engine::staging::check_ready(&manager.store, &manager.staging, &job.id, phase)
+            .await
+        {
+            Ok(_) => {}
+            Err(decant_engine::EngineError::NotReady(message)) => {
+                return Err(ApiError::conflict(message));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     // A cancelled job runs again with a fresh control.
     let job = if job.control.is_cancelled() {
@@ -170,7 +240,7 @@ pub async fn run_migration(
     } else {
         job
     };
-    manager.start(job.clone()).await;
+    manager.start(job.clone(), phase).await;
     Ok((StatusCode::ACCEPTED, accepted(&job)))
 }
 

@@ -163,6 +163,14 @@ enum Command {
             default_value = ".decant/state.db"
         )]
         state: PathBuf,
+        /// Run one staged phase: `extract` (source → Parquet in the staging dir, target
+        /// untouched), `transform` (extracted → transformed Parquet, rejects quarantined),
+        /// `load` (staged → target, exactly once). Without it, all at once, nothing staged.
+        #[arg(long, value_enum, value_name = "PHASE")]
+        phase: Option<run::PhaseArg>,
+        /// The staging root of --phase (default: `staging/` beside the control store).
+        #[arg(long, value_name = "DIR", env = "DECANT_STAGING")]
+        staging: Option<PathBuf>,
     },
     /// Run Decant as an HTTP service: initialize, run, validate, pause, resume, cancel and roll
     /// back jobs over a JSON API, with live status (also as server-sent events) and an OpenAPI
@@ -186,6 +194,11 @@ enum Command {
         /// Jobs that load at once; further jobs queue.
         #[arg(long, value_name = "N", default_value_t = 10)]
         max_concurrent: usize,
+        /// Where POST /migration/extract and /transform stage Parquet files
+        /// (<DIR>/<job>/<table>/extract/chunk-000012.parquet); default: `staging/` beside a
+        /// SQLite store, `.decant/staging` with a PostgreSQL one.
+        #[arg(long, value_name = "DIR", env = "DECANT_STAGING")]
+        staging: Option<PathBuf>,
     },
     /// Undo a job on the target: drop the tables it created, delete the rows an append load
     /// inserted (by the keys it recorded), swap swapped tables back (one transaction) and drop
@@ -285,11 +298,13 @@ fn main() -> ExitCode {
                 listen,
                 store,
                 max_concurrent,
+                staging,
             } => {
                 serve::serve(serve::Flags {
                     listen,
                     store,
                     max_concurrent,
+                    staging,
                 })
                 .await
             }
@@ -323,6 +338,8 @@ fn main() -> ExitCode {
                 summary_json,
                 max_memory,
                 state,
+                phase,
+                staging,
             } => {
                 run::run(
                     &plan,
@@ -332,6 +349,8 @@ fn main() -> ExitCode {
                         summary_json,
                         max_memory,
                         state,
+                        phase,
+                        staging,
                     },
                 )
                 .await

@@ -563,6 +563,28 @@ impl Target for FileTarget {
         blocking(move || statements.iter().try_for_each(|st| s.run(st))).await
     }
 
+    async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError> {
+        // One file command is one rename: atomic on its own. Several have no transaction.
+        match statements {
+            [] | [_] => self.execute(statements).await,
+            _ => Err(ConnectorError::Config(
+                "a file target has no transactions: several commands cannot be applied atomically"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn rename_tables(&self, _renames: &[(TableName, String)]) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Config(
+            "files are not swapped: set if_exists to \"drop\" to replace an exported file".into(),
+        ))
+    }
+
+    async fn dependents(&self, _table: &TableName) -> Result<Vec<String>, ConnectorError> {
+        // Nothing reads a file by name inside the target directory.
+        Ok(Vec::new())
+    }
+
     async fn prepare_markers(&self) -> Result<(), ConnectorError> {
         Ok(())
     }
