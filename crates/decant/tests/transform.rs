@@ -324,7 +324,7 @@ async fn every_rule_kind_rejects_or_warns_and_rejects_are_exported() {
     ]));
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(
-        text.starts_with("table,chunk,location,rule,reason,record\n"),
+        text.starts_with("table,chunk,location,rule,reason,record,status\n"),
         "{text}"
     );
     assert_eq!(text.lines().count(), 7);
@@ -557,7 +557,7 @@ async fn masks_are_stable_across_chunks_and_runs_and_leak_nowhere() {
     assert_eq!(r90["record"]["note"], "[redacted]");
     let db = rusqlite::Connection::open(w.state()).unwrap();
     let mut q = db
-        .prepare("SELECT coalesce(message, '') || coalesce(location, '') || coalesce(rule, '') || coalesce(record, '') FROM error_logs")
+        .prepare("SELECT coalesce(message, '') || coalesce(location, '') || coalesce(rule, '') || coalesce(record, '') || coalesce(input_record, '') FROM error_logs")
         .unwrap();
     let logged: Vec<String> = q
         .query_map([], |r| r.get(0))
@@ -597,5 +597,107 @@ async fn masks_are_stable_across_chunks_and_runs_and_leak_nowhere() {
         stderr(&out).contains("DECANT_TEST_MASK_KEY"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn reference_rules_look_up_the_target_after_its_table_loaded_and_the_source() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    // `accounts` sorts before `people` and has no foreign key: only the reference rule makes
+    // people load first.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE people (id int PRIMARY KEY, name text);
+             INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 50) g;
+             CREATE TABLE accounts (id int PRIMARY KEY, person_id int);
+             INSERT INTO accounts SELECT g, (g % 50) + 1 FROM generate_series(1, 200) g;
+             UPDATE accounts SET person_id = 999 WHERE id IN (7, 8);
+             UPDATE accounts SET person_id = NULL WHERE id = 9;",
+        )
+        .await
+        .unwrap();
+    let rules = r#"[load]
+chunk_rows = 50
+parallelism = 3
+max_rejects = 10
+[tables.people]
+where = "id <> 5"
+[[tables.accounts.rules]]
+name = "person in source"
+kind = "reference"
+column = "person_id"
+table = "people"
+key = "id"
+side = "source"
+action = "warn"
+[[tables.accounts.rules]]
+name = "person on target"
+kind = "reference"
+column = "person_id"
+table = "people"
+key = "id"
+"#;
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, rules);
+    let out = run(&w, &plan);
+    assert_success(&out);
+    let ids: Vec<i32> = dst
+        .client()
+        .await
+        .query("SELECT id FROM accounts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Person 5 was filtered out of the target: its accounts (4, 54, 104, 154) and the two
+    // pointing at no one are rejected; the NULL passes.
+    assert_eq!(ids.len(), 194, "{ids:?}");
+    for bad in [4, 7, 8, 54, 104, 154] {
+        assert!(!ids.contains(&bad), "{bad}: {ids:?}");
+    }
+    assert!(ids.contains(&9));
+    let rejects = rejects_jsonl(&w);
+    let mut rejected: Vec<String> = rejects
+        .iter()
+        .map(|r| r["location"].as_str().unwrap().to_string())
+        .collect();
+    rejected.sort();
+    assert_eq!(
+        rejected,
+        ["id=104", "id=154", "id=4", "id=54", "id=7", "id=8"]
+    );
+    assert!(
+        rejects
+            .iter()
+            .all(|r| r["rule"] == "reference(person on target)"
+                && r["reason"] == "person_id has no match in target people (id)")
+    );
+    let sm = summary(&w);
+    let accounts = sm["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"] == "public.accounts")
+        .unwrap();
+    let warned = accounts["transforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "person in source")
+        .unwrap();
+    assert_eq!(warned["warned"], 2, "person 5 is in the source: {warned}");
+
+    // A lookup larger than its cap stops the run before any chunk of the table loads.
+    let dst2 = PgTestDb::create().await;
+    let w2 = Workdir::new();
+    let capped = rules.replace("side = \"source\"", "side = \"source\"\nmax_keys = 10");
+    let out = run(&w2, &w2.plan(&src.url, &dst2.url, &capped));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("rule `person in source`") && err.contains("more than max_keys = 10"),
+        "{err}"
     );
 }
