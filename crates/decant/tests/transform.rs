@@ -701,3 +701,99 @@ key = "id"
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn dedupe_keeps_the_first_or_last_row_per_key_across_parallel_chunks_and_order_sets_columns()
+{
+    let src = PgTestDb::create().await;
+    // Keys repeat every 100 ids; ids above 200 spell them in capitals, which `expr` folds.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE customers (id int PRIMARY KEY, email text, name text);
+             INSERT INTO customers SELECT g,
+               CASE WHEN g > 200 THEN upper('u' || (g % 100) || '@x.org') ELSE 'u' || (g % 100) || '@x.org' END,
+               'n' || g
+             FROM generate_series(1, 300) g;
+             UPDATE customers SET email = NULL WHERE id IN (150, 250);",
+        )
+        .await
+        .unwrap();
+    let plan_for = |keep: &str| {
+        format!(
+            r#"[load]
+chunk_rows = 50
+parallelism = 3
+max_rejects = 1000
+[tables.customers]
+where = "id <> 1"
+dedupe = {{ key = ["email"], keep = "{keep}" }}
+order = ["name", "email"]
+[tables.customers.columns.email]
+expr = "lower(email)"
+"#
+        )
+    };
+    // keep = first: per key the smallest id that passes the filter (id 1 does not: 101 wins
+    // its key); NULL keys are never duplicates.
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let out = run(&w, &w.plan(&src.url, &dst.url, &plan_for("first")));
+    assert_success(&out);
+    let mut want: Vec<i32> = (2..=100).chain([101, 150, 250]).collect();
+    want.sort();
+    assert_eq!(customer_ids(&dst).await, want);
+    let rejects = rejects_jsonl(&w);
+    assert_eq!(rejects.len(), 300 - 1 - want.len());
+    let r201 = rejects.iter().find(|r| r["location"] == "id=201").unwrap();
+    assert_eq!(r201["rule"], "dedupe(email)");
+    assert_eq!(
+        r201["reason"],
+        "duplicate of key (email): keep = first, so the row at id=101 loads instead"
+    );
+    let sm = summary(&w);
+    assert_eq!(sm["tables"][0]["rows_filtered"], 1);
+    assert_eq!(step(&sm, "dedupe", "email")["rejected"], 197);
+    // order: the named columns first, the rest after them.
+    let cols: Vec<String> = dst
+        .client()
+        .await
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'customers' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(cols, ["name", "email", "id"]);
+    let row = dst
+        .client()
+        .await
+        .query_one("SELECT name, email FROM customers WHERE id = 101", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "n101");
+    assert_eq!(row.get::<_, String>(1), "u1@x.org");
+
+    // keep = last: the largest id per key, 201..300 (capitals folded by expr).
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    assert_success(&run(&w, &w.plan(&src.url, &dst.url, &plan_for("last"))));
+    // Key 50 has one non-NULL row (50); 150 and 250 are NULL keys.
+    let mut want: Vec<i32> = (201..=300).chain([50, 150]).collect();
+    want.sort();
+    assert_eq!(customer_ids(&dst).await, want);
+}
+
+async fn customer_ids(db: &PgTestDb) -> Vec<i32> {
+    db.client()
+        .await
+        .query("SELECT id FROM customers ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, i32>(0))
+        .collect()
+}
