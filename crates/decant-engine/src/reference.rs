@@ -239,6 +239,76 @@ impl ReferenceLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_schema::{DataType, Field, Schema};
+    use decant_core::transform::{Columns, RowRule, RuleAction, RuleCheck};
+    use decant_transform::{OutputSpec, TransformSpec};
+
+    fn looking_up(table: &str, side: ReferenceSide) -> Option<Arc<TableTransform>> {
+        let spec = TransformSpec {
+            outputs: vec![OutputSpec {
+                name: "ref_id".into(),
+                target_name: "ref_id".into(),
+                source: Some("ref_id".into()),
+                expr: None,
+                value: None,
+                mask: None,
+            }],
+            rules: vec![RowRule {
+                name: "exists".into(),
+                action: RuleAction::Reject,
+                check: RuleCheck::Reference {
+                    column: Columns::One("ref_id".into()),
+                    table: table.into(),
+                    key: Columns::One("id".into()),
+                    side,
+                    max_keys: None,
+                },
+            }],
+            ..Default::default()
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ref_id",
+            DataType::Int64,
+            true,
+        )]));
+        Some(Arc::new(TableTransform::compile(&spec, schema).unwrap()))
+    }
+
+    #[test]
+    fn target_lookups_into_the_job_load_in_later_waves_and_circles_are_refused() {
+        let tables = vec![
+            (
+                "public.a".to_string(),
+                looking_up("b", ReferenceSide::Target),
+            ),
+            (
+                "public.b".to_string(),
+                looking_up("public.c", ReferenceSide::Target),
+            ),
+            (
+                "public.c".to_string(),
+                looking_up("a", ReferenceSide::Source),
+            ),
+            ("public.d".to_string(), None),
+        ];
+        let w = waves(&tables, Some("public")).unwrap();
+        assert_eq!(w["public.c"], 0, "a source lookup waits for nothing");
+        assert_eq!(w["public.b"], 1);
+        assert_eq!(w["public.a"], 2);
+        assert_eq!(w["public.d"], 0);
+        let circle = vec![
+            (
+                "public.a".to_string(),
+                looking_up("b", ReferenceSide::Target),
+            ),
+            (
+                "public.b".to_string(),
+                looking_up("a", ReferenceSide::Target),
+            ),
+        ];
+        let err = waves(&circle, Some("public")).unwrap_err().to_string();
+        assert!(err.contains("go round in a circle"), "{err}");
+    }
 
     #[test]
     fn table_names_match_with_and_without_schema() {

@@ -486,19 +486,19 @@ impl TableTransform {
                     } else {
                         col
                     };
-                    if let Some(step) = step {
-                        if let Some(counts) = counts.as_deref_mut() {
-                            let c = &mut counts[*step];
-                            c.seen += rows as u64;
-                            c.changed += match source {
-                                Some(s) if batch.column(*s).data_type() == col.data_type() => {
-                                    distinct(batch.column(*s), &col)
-                                        .map(|d| d.true_count() as u64)
-                                        .unwrap_or(rows as u64)
-                                }
-                                _ => rows as u64,
-                            };
-                        }
+                    if let Some(step) = step
+                        && let Some(counts) = counts.as_deref_mut()
+                    {
+                        let c = &mut counts[*step];
+                        c.seen += rows as u64;
+                        c.changed += match source {
+                            Some(s) if batch.column(*s).data_type() == col.data_type() => {
+                                distinct(batch.column(*s), &col)
+                                    .map(|d| d.true_count() as u64)
+                                    .unwrap_or(rows as u64)
+                            }
+                            _ => rows as u64,
+                        };
                     }
                     col
                 }
