@@ -177,6 +177,14 @@ pub struct TableConfig {
     /// Row rules, checked in order on every row (after `expr`, before masking).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<crate::transform::RowRule>,
+    /// Loads one row per key (the first or last by primary key); the others go to the
+    /// quarantine as duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe: Option<crate::transform::Dedupe>,
+    /// The target's column order, by target column name; columns not named follow in their
+    /// source order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
     /// Rejected records this table tolerates (on top of `load.max_rejects` for the job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rejects: Option<u64>,

@@ -19,6 +19,12 @@ pub struct Reject {
     /// The record: the raw text for files, the row as a JSON object otherwise. Masked columns
     /// appear masked.
     pub record: String,
+    /// The row as the source gave it, before transforms, for `decant rejects --retry`: JSON
+    /// `{"values": {source column: text or null}, "masked": [source columns left out]}`.
+    /// Columns the plan masks are left out (their raw value must not reach the quarantine), so
+    /// a row with any is not retried. `None` for records the reader refused (no row to rerun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 /// The rejects of one chunk attempt, shared by its reader and its transforms. The runner writes
@@ -62,6 +68,7 @@ mod tests {
             rule: "malformed_record".into(),
             reason: "unbalanced quote".into(),
             record: "1,\"x".into(),
+            input: None,
         });
         assert_eq!(log.len(), 1);
         assert_eq!(log.take()[0].location, "a.csv:3");

@@ -94,7 +94,55 @@ pub enum RuleCheck {
     /// No two rows of this load share the values of `columns` (across chunks; NULLs are not
     /// compared, as in SQL). The first row seen wins; later ones break the rule.
     Unique { columns: Vec<String> },
+    /// The value of `column` (or the values of several columns) exists as `key` in `table` of
+    /// the target or the source; a NULL in any of the columns passes (as a foreign key does).
+    /// The keys are read once per run into a set (at most `max_keys`); values compare by their
+    /// text form (`42` matches `42`, not `42.0`).
+    Reference {
+        column: Columns,
+        /// The lookup table, `schema.table` or `table` (then the side's default schema).
+        table: String,
+        key: Columns,
+        #[serde(default)]
+        side: ReferenceSide,
+        /// The most keys the lookup may hold in memory (about 40 bytes each); default
+        /// 2,000,000. A larger table fails the run at its start with a message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_keys: Option<u64>,
+    },
 }
+
+/// One column name or several (a composite reference).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Columns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Columns {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Columns::One(c) => vec![c.clone()],
+            Columns::Many(c) => c.clone(),
+        }
+    }
+}
+
+/// Where a `reference` rule looks its keys up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceSide {
+    /// The target database: a table loaded earlier (in this job, its chunks commit first) or
+    /// one that was there already.
+    #[default]
+    Target,
+    /// The source database (or the file source).
+    Source,
+}
+
+/// Default cap on the keys a `reference` rule holds.
+pub const REFERENCE_MAX_KEYS: u64 = 2_000_000;
 
 impl RuleCheck {
     /// The kind's name, as in the plan.
@@ -107,6 +155,32 @@ impl RuleCheck {
             RuleCheck::Length { .. } => "length",
             RuleCheck::Expr { .. } => "expr",
             RuleCheck::Unique { .. } => "unique",
+            RuleCheck::Reference { .. } => "reference",
         }
     }
+}
+
+/// Keeps one row per key: `dedupe = { key = ["email"], keep = "first" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedupe {
+    /// The columns that make rows duplicates (as the transforms see them: source names and
+    /// computed columns, after `expr`); rows with a NULL in one of them are all kept.
+    pub key: Vec<String>,
+    #[serde(default)]
+    pub keep: Keep,
+    /// The most distinct keys held in memory (about 80 bytes each); default 2,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keys: Option<u64>,
+}
+
+/// Which row of a key's duplicates loads, by the table's primary key order on the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// The row with the smallest primary key.
+    #[default]
+    First,
+    /// The row with the largest primary key.
+    Last,
 }

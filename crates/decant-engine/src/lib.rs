@@ -4,6 +4,7 @@
 
 pub mod control;
 pub mod convert;
+pub mod dedupe;
 pub mod error;
 pub mod estimate;
 pub mod hazards;
@@ -11,6 +12,8 @@ pub mod planner;
 pub mod policy;
 pub mod preflight;
 pub mod progress;
+pub mod reference;
+pub mod retry;
 pub mod rollback;
 pub mod runner;
 pub mod staging;
@@ -24,6 +27,7 @@ pub use error::EngineError;
 pub use planner::{JobPlan, TableJob, build_plan};
 pub use preflight::{Finding, PreflightReport, preflight};
 pub use progress::{Progress, TableProgress};
+pub use retry::{RetriedTable, RetryReport, retry_rejects};
 pub use rollback::{RollbackReport, rollback};
 pub use runner::{Initialized, RunOptions, RunSummary, TableSummary, initialize, run};
 pub use staging::{Phase, Staging};

@@ -435,7 +435,20 @@ pub fn build_plan(
                 target_table.columns[i].nullable = true;
             }
         }
-        let ddl = target.ddl(&target_table, plan.load.primary_key_after_load);
+        // `order` changes only the DDL: every writer names its columns, so the batches keep
+        // the source's order and the table gets the plan's.
+        let ordered = cfg
+            .filter(|c| !c.order.is_empty())
+            .map(|c| ordered_columns(&target_table, &c.order))
+            .transpose()
+            .unwrap_or_else(|e| {
+                problems.push(format!("table {}: order: {e}", t.name));
+                None
+            });
+        let ddl = target.ddl(
+            ordered.as_ref().unwrap_or(&target_table),
+            plan.load.primary_key_after_load,
+        );
         jobs.push(TableJob {
             source: t.name.clone(),
             source_columns,
@@ -497,4 +510,43 @@ fn fk_order(jobs: Vec<TableJob>) -> (Vec<TableJob>, Option<String>) {
         }
     }
     (out, cycle)
+}
+
+/// `table` with the columns named in `order` first, in that order, and the rest after them in
+/// their own order.
+fn ordered_columns(table: &TargetTable, order: &[String]) -> Result<TargetTable, String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut columns = Vec::with_capacity(table.columns.len());
+    for name in order {
+        if !seen.insert(name.as_str()) {
+            return Err(format!("names {name} twice"));
+        }
+        let c = table
+            .columns
+            .iter()
+            .find(|c| c.name == *name)
+            .ok_or_else(|| {
+                format!(
+                    "no target column {name} (order names target columns, after renames: {})",
+                    table
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        columns.push(c.clone());
+    }
+    columns.extend(
+        table
+            .columns
+            .iter()
+            .filter(|c| !seen.contains(c.name.as_str()))
+            .cloned(),
+    );
+    Ok(TargetTable {
+        columns,
+        ..table.clone()
+    })
 }

@@ -795,7 +795,7 @@ struct ChunkTask {
 
 /// The column whose inserted values an append load records for rollback: the target's
 /// single-column integer primary key.
-fn key_capture(t: &TableJob, decision: &str) -> Option<usize> {
+pub(crate) fn key_capture(t: &TableJob, decision: &str) -> Option<usize> {
     if decision != "append" {
         return None;
     }
@@ -1023,78 +1023,162 @@ async fn execute(
         }
     }
 
+    // Tables whose `reference` rules look up a table of this job on the target load in a later
+    // wave than that table, so the lookup reads it whole; without such rules all is one wave.
+    let table_list: Vec<(String, Option<Arc<decant_transform::TableTransform>>)> = loaded
+        .tables
+        .iter()
+        .map(|(t, _)| {
+            let key = t.target.name.to_string();
+            let compiled = table_transforms
+                .get(&key)
+                .and_then(|tt: &Arc<crate::transform_run::TableTransforms>| tt.compiled.clone());
+            (key, compiled)
+        })
+        .collect();
+    let wave_of = crate::reference::waves(&table_list, target.default_schema().as_deref())?;
+    let waves = wave_of.values().copied().max().map_or(1, |w| w + 1);
+    let mut by_wave: Vec<Vec<ChunkTask>> = (0..waves).map(|_| Vec::new()).collect();
+    for task in tasks {
+        let w = wave_of
+            .get(&task.table.target.name.to_string())
+            .copied()
+            .unwrap_or(0);
+        by_wave[w].push(task);
+    }
+    let mut lookups = crate::reference::ReferenceLoader::new(
+        plan,
+        source.clone(),
+        plan.target.schema.clone().or(target.default_schema()),
+    );
     progress.set_phase(flow.moving_step());
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let results: Vec<Result<(), EngineError>> = futures::stream::iter(tasks)
-        .map(|task| {
-            let (source, target, failed) = (source.clone(), target.clone(), failed.clone());
-            let retries = plan.load.retries.max(1);
-            let policies = decant_core::plan::Policies {
-                resolved: task.table.policies.clone(),
-                ..plan.policies.clone()
-            };
-            let counters = counters.clone();
-            async move {
-                if failed.load(Ordering::Relaxed) {
-                    return Ok(()); // a chunk failed for good: start nothing new
-                }
-                // Paused: wait here, before the chunk starts; cancelled: start nothing new.
-                // Chunks already past this point run to their commit.
-                if !opts.control.proceed().await {
-                    return Err(EngineError::Cancelled);
-                }
-                let _slot = task
-                    .slots
-                    .acquire()
-                    .await
-                    .map_err(|e| EngineError::Internal(e.to_string()))?;
-                let key = task.table.target.name.to_string();
-                store
-                    .update_chunk(job_id, &key, &task.chunk.id, "running", 0, 0, None)
-                    .await?;
-                let outcome =
-                    run_chunk(source, target, store, job_id, &task, retries, policies).await;
-                match outcome {
-                    Ok((rows, bytes, changed)) => {
-                        counters.merge(&key, &changed);
-                        task.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
-                        let state = task.flow.done_state();
-                        store
-                            .update_chunk(job_id, &key, &task.chunk.id, state, rows, bytes, None)
-                            .await?;
-                        Ok(())
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        let err = EngineError::Chunk {
-                            table: key.clone(),
-                            chunk: task.chunk.id.clone(),
-                            range: task.chunk.range.describe(),
-                            source: Box::new(e),
-                        };
-                        let msg = err.to_string();
-                        store
-                            .update_chunk(job_id, &key, &task.chunk.id, "failed", 0, 0, Some(&msg))
-                            .await?;
-                        store
-                            .log_error(
-                                job_id,
-                                Some(&key),
-                                Some(&task.chunk.id),
-                                &format!("{:?}", err.domain()),
-                                &msg,
-                            )
-                            .await?;
-                        Err(err)
-                    }
-                }
+    for tasks in by_wave {
+        // The lookups of this wave's tables, read once the earlier waves committed.
+        // Staged phases that do not transform (extract, load) need neither lookups nor scans.
+        for (key, compiled) in table_list.iter().filter(|_| flow.applies_steps()) {
+            if let Some(c) = compiled
+                && !c.references().is_empty()
+                && !c.references_loaded()
+                && tasks
+                    .iter()
+                    .any(|t| t.table.target.name.to_string() == *key)
+            {
+                progress.set_phase("loading reference keys");
+                lookups.load(key, c).await?;
+                progress.set_phase(flow.moving_step());
             }
-        })
-        .buffer_unordered(parallelism)
-        .collect()
-        .await;
-    if let Some(err) = results.into_iter().find_map(Result::err) {
-        return Err(err);
+            if let Some(c) = compiled
+                && c.needs_dedupe_scan()
+                && let Some(task) = tasks
+                    .iter()
+                    .find(|t| t.table.target.name.to_string() == *key)
+            {
+                progress.set_phase("scanning for duplicates");
+                let policies = decant_core::plan::Policies {
+                    resolved: task.table.policies.clone(),
+                    ..plan.policies.clone()
+                };
+                let chunks = loaded.chunks.get(key).cloned().unwrap_or_default();
+                crate::dedupe::scan(
+                    source.clone(),
+                    &task.table,
+                    &chunks,
+                    c,
+                    task.batch_rows,
+                    &policies,
+                )
+                .await?;
+                progress.set_phase(flow.moving_step());
+            }
+        }
+        let results: Vec<Result<(), EngineError>> = futures::stream::iter(tasks)
+            .map(|task| {
+                let (source, target, failed) = (source.clone(), target.clone(), failed.clone());
+                let retries = plan.load.retries.max(1);
+                let policies = decant_core::plan::Policies {
+                    resolved: task.table.policies.clone(),
+                    ..plan.policies.clone()
+                };
+                let counters = counters.clone();
+                async move {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(()); // a chunk failed for good: start nothing new
+                    }
+                    // Paused: wait here, before the chunk starts; cancelled: start nothing new.
+                    // Chunks already past this point run to their commit.
+                    if !opts.control.proceed().await {
+                        return Err(EngineError::Cancelled);
+                    }
+                    let _slot = task
+                        .slots
+                        .acquire()
+                        .await
+                        .map_err(|e| EngineError::Internal(e.to_string()))?;
+                    let key = task.table.target.name.to_string();
+                    store
+                        .update_chunk(job_id, &key, &task.chunk.id, "running", 0, 0, None)
+                        .await?;
+                    let outcome =
+                        run_chunk(source, target, store, job_id, &task, retries, policies).await;
+                    match outcome {
+                        Ok((rows, bytes, changed)) => {
+                            counters.merge(&key, &changed);
+                            task.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                            let state = task.flow.done_state();
+                            store
+                                .update_chunk(
+                                    job_id,
+                                    &key,
+                                    &task.chunk.id,
+                                    state,
+                                    rows,
+                                    bytes,
+                                    None,
+                                )
+                                .await?;
+                            Ok(())
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            let err = EngineError::Chunk {
+                                table: key.clone(),
+                                chunk: task.chunk.id.clone(),
+                                range: task.chunk.range.describe(),
+                                source: Box::new(e),
+                            };
+                            let msg = err.to_string();
+                            store
+                                .update_chunk(
+                                    job_id,
+                                    &key,
+                                    &task.chunk.id,
+                                    "failed",
+                                    0,
+                                    0,
+                                    Some(&msg),
+                                )
+                                .await?;
+                            store
+                                .log_error(
+                                    job_id,
+                                    Some(&key),
+                                    Some(&task.chunk.id),
+                                    &format!("{:?}", err.domain()),
+                                    &msg,
+                                )
+                                .await?;
+                            Err(err)
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(err);
+        }
     }
     if let Some(stage) = flow.output() {
         let summary = staged_summary(plan, store, loaded, flow, stage, &table_transforms).await?;

@@ -398,6 +398,7 @@ mod tests {
             rule: "malformed_record".into(),
             reason: "unbalanced quote".into(),
             record: "1,\"x".into(),
+            input: None,
         };
         s.write_rejects("t", 0, std::slice::from_ref(&r)).unwrap();
         assert_eq!(s.read_rejects("t", 0).unwrap(), vec![r]);

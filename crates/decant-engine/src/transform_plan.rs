@@ -47,6 +47,7 @@ fn logical_for(dt: &DataType) -> Option<LogicalType> {
 pub fn has_transforms(cfg: &TableConfig) -> bool {
     cfg.filter.is_some()
         || !cfg.rules.is_empty()
+        || cfg.dedupe.is_some()
         || cfg
             .columns
             .values()
@@ -107,6 +108,7 @@ pub fn plan_transform(
         filter: cfg.filter.clone(),
         rules: cfg.rules.clone(),
         key_columns: primary_key.to_vec(),
+        dedupe: cfg.dedupe.clone(),
     };
     let compiled = match TableTransform::compile(&spec, source_schema) {
         Ok(c) => c,

@@ -124,6 +124,36 @@ pub struct RejectRecord {
     #[serde(flatten)]
     pub reject: Reject,
     pub created_at: String,
+    /// `quarantined`, `retrying`, `loaded` or `filtered` (see [`RejectStatus`]).
+    pub status: String,
+    /// The target chunk a retry loaded (or is loading) it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_chunk: Option<String>,
+}
+
+/// Where a quarantined record stands after `decant rejects --retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectStatus {
+    /// In the quarantine (the reason is the latest attempt's).
+    Quarantined,
+    /// A retry is about to commit it in its `retry_chunk`; the target's marker for that chunk
+    /// decides whether it did.
+    Retrying,
+    /// Loaded into the target by a retry whose chunk marker committed.
+    Loaded,
+    /// The current plan's filter leaves it out.
+    Filtered,
+}
+
+impl RejectStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectStatus::Quarantined => "quarantined",
+            RejectStatus::Retrying => "retrying",
+            RejectStatus::Loaded => "loaded",
+            RejectStatus::Filtered => "filtered",
+        }
+    }
 }
 
 /// One chunk's progress.
@@ -598,8 +628,8 @@ impl Store {
         let t = now();
         for r in rejects {
             sqlx::query(
-                "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at, kind, location, rule, record) \
-                 VALUES ($1, $2, $3, 'User', $4, $5, 'reject', $6, $7, $8)",
+                "INSERT INTO error_logs (job_id, table_name, chunk_id, domain, message, created_at, kind, location, rule, record, input_record) \
+                 VALUES ($1, $2, $3, 'User', $4, $5, 'reject', $6, $7, $8, $9)",
             )
             .bind(job)
             .bind(table)
@@ -609,6 +639,7 @@ impl Store {
             .bind(&r.location)
             .bind(&r.rule)
             .bind(&r.record)
+            .bind(&r.input)
             .execute(&mut *tx)
             .await?;
         }
@@ -619,8 +650,8 @@ impl Store {
     /// The quarantined records of a job, in the order they were rejected.
     pub async fn rejects(&self, job: &str) -> Result<Vec<RejectRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, table_name, chunk_id, location, rule, message, record, created_at FROM error_logs \
-             WHERE job_id = $1 AND kind = 'reject' ORDER BY id",
+            "SELECT id, table_name, chunk_id, location, rule, message, record, created_at, status, retry_chunk, input_record \
+             FROM error_logs WHERE job_id = $1 AND kind = 'reject' ORDER BY id",
         )
         .bind(job)
         .fetch_all(&self.pool)
@@ -636,10 +667,94 @@ impl Store {
                     rule: r.get::<Option<String>, _>(4).unwrap_or_default(),
                     reason: r.get(5),
                     record: r.get::<Option<String>, _>(6).unwrap_or_default(),
+                    input: r.get(10),
                 },
                 created_at: r.get(7),
+                status: r.get(8),
+                retry_chunk: r.get(9),
             })
             .collect())
+    }
+
+    /// Marks records as about to be loaded by retry chunk `chunk` (before the chunk writes), so
+    /// that a crash before [`Store::finish_retry_chunk`] is settled by the chunk's target marker.
+    pub async fn mark_retrying(&self, ids: &[i64], chunk: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE error_logs SET status = 'retrying', retry_chunk = $1 WHERE id = $2 AND kind = 'reject'",
+            )
+            .bind(chunk)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Settles retry chunk `chunk` of `job`: its records become `loaded` when its target marker
+    /// committed, else `quarantined` again (the retry that wrote them did not commit).
+    pub async fn finish_retry_chunk(
+        &self,
+        job: &str,
+        chunk: &str,
+        committed: bool,
+    ) -> Result<u64, StoreError> {
+        let (status, resolved) = if committed {
+            (RejectStatus::Loaded, Some(now()))
+        } else {
+            (RejectStatus::Quarantined, None)
+        };
+        let done = sqlx::query(
+            "UPDATE error_logs SET status = $1, resolved_at = $2 \
+             WHERE job_id = $3 AND kind = 'reject' AND status = 'retrying' AND retry_chunk = $4",
+        )
+        .bind(status.as_str())
+        .bind(resolved)
+        .bind(job)
+        .bind(chunk)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records a retry's verdict on records that did not load: still rejected (with the new
+    /// rule, reason and record) or left out by the current filter.
+    pub async fn update_rejects(
+        &self,
+        updates: &[(i64, RejectStatus, Option<&Reject>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, status, reject) in updates {
+            match reject {
+                Some(r) => {
+                    sqlx::query(
+                        "UPDATE error_logs SET status = $1, rule = $2, message = $3, record = $4, created_at = $5 WHERE id = $6",
+                    )
+                    .bind(status.as_str())
+                    .bind(&r.rule)
+                    .bind(&r.reason)
+                    .bind(&r.record)
+                    .bind(now())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "UPDATE error_logs SET status = $1, resolved_at = $2 WHERE id = $3",
+                    )
+                    .bind(status.as_str())
+                    .bind(now())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records how many rows a chunk's `where` filter left out, replacing an earlier attempt's
@@ -702,13 +817,14 @@ impl Store {
             .collect())
     }
 
-    /// Quarantined records per (table, chunk) of a job.
+    /// Quarantined records per (table, chunk) of a job (not those a retry loaded or filtered).
     pub async fn reject_counts(
         &self,
         job: &str,
     ) -> Result<std::collections::BTreeMap<(String, String), u64>, StoreError> {
         let rows = sqlx::query(
             "SELECT table_name, chunk_id, count(*) FROM error_logs WHERE job_id = $1 AND kind = 'reject' \
+             AND status IN ('quarantined', 'retrying') \
              GROUP BY table_name, chunk_id",
         )
         .bind(job)

@@ -2,11 +2,18 @@
 //! functions and masks, and row rules, compiled once per table into DataFusion physical
 //! expressions and evaluated on each Arrow batch between reader and writer.
 
+pub mod dedupe;
 pub mod error;
 pub mod functions;
+pub mod input;
 pub mod mask;
 pub mod rules;
 pub mod table;
 
+pub use dedupe::DedupeScan;
 pub use error::TransformError;
-pub use table::{Applied, ChunkRun, OutputSpec, Step, StepCounts, TableTransform, TransformSpec};
+pub use input::{InputRow, decode_rows};
+pub use table::{
+    Applied, ChunkRun, OutputSpec, ReferenceNeed, Step, StepCounts, TableTransform, TransformSpec,
+    key_hash,
+};

@@ -87,7 +87,9 @@ pub fn rule_expr(
         RuleCheck::Expr { sql } => ctx
             .parse_sql_expr(sql, schema)
             .map_err(|e| format!("`{sql}`: {e}"))?,
-        RuleCheck::Unique { .. } => return Err("unique is checked by the runner".into()),
+        RuleCheck::Unique { .. } | RuleCheck::Reference { .. } => {
+            return Err("unique and reference are checked by the runner".into());
+        }
     })
 }
 
@@ -129,5 +131,20 @@ pub fn rule_reason(check: &RuleCheck) -> String {
         RuleCheck::Unique { columns } => {
             format!("{} repeats a value already loaded", columns.join(", "))
         }
+        RuleCheck::Reference {
+            column,
+            table,
+            key,
+            side,
+            ..
+        } => format!(
+            "{} has no match in {} {table} ({})",
+            column.names().join(", "),
+            match side {
+                decant_core::transform::ReferenceSide::Target => "target",
+                decant_core::transform::ReferenceSide::Source => "source",
+            },
+            key.names().join(", ")
+        ),
     }
 }

@@ -2,7 +2,7 @@
 //! batch: computed and constant columns, the filter, row rules, masks, in that order.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
@@ -14,9 +14,12 @@ use datafusion::logical_expr::{Expr, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use decant_core::Reject;
-use decant_core::transform::{Mask, RowRule, RuleAction, RuleCheck};
+use decant_core::transform::{
+    Dedupe, Mask, REFERENCE_MAX_KEYS, ReferenceSide, RowRule, RuleAction, RuleCheck,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::dedupe::CompiledDedupe;
 use crate::error::TransformError;
 use crate::mask::CompiledMask;
 use crate::rules::{rule_expr, rule_reason};
@@ -51,6 +54,9 @@ pub struct TransformSpec {
     /// Columns (by `name`) that locate a rejected row (`id=42`): the primary key, if unmasked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_columns: Vec<String>,
+    /// One row per key (after the filter, before the rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe: Option<Dedupe>,
 }
 
 impl TransformSpec {
@@ -58,6 +64,7 @@ impl TransformSpec {
     pub fn is_identity(&self) -> bool {
         self.filter.is_none()
             && self.rules.is_empty()
+            && self.dedupe.is_none()
             && self.outputs.iter().all(|o| {
                 o.expr.is_none() && o.value.is_none() && o.mask.is_none() && o.source.is_some()
             })
@@ -97,6 +104,33 @@ enum RuleEval {
     Expr(Arc<dyn PhysicalExpr>),
     /// Indices into the stage batch, and the keys seen so far in this load.
     Unique(Vec<usize>, Arc<Mutex<HashSet<u128>>>),
+    /// Indices into the stage batch, and the lookup's keys (set once by the runner before
+    /// the table's first chunk, see [`TableTransform::set_reference_keys`]).
+    Reference(Vec<usize>, Arc<OnceLock<HashSet<u128>>>),
+}
+
+/// A `reference` rule's lookup, for the runner to load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceNeed {
+    /// Pass back to [`TableTransform::set_reference_keys`].
+    pub rule: usize,
+    pub name: String,
+    pub table: String,
+    pub key: Vec<String>,
+    pub side: ReferenceSide,
+    pub max_keys: u64,
+}
+
+/// The hash a row's key values are compared by (`unique`, `reference`): their text forms,
+/// length-prefixed; `None` when any is NULL (NULLs are not compared, as in SQL).
+pub fn key_hash(batch: &RecordBatch, columns: &[usize], row: usize) -> Option<u128> {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for c in columns {
+        let v = text(batch.column(*c).as_ref(), row)?;
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    Some(h.digest128())
 }
 
 /// Compiled transforms of one table; shared by all its chunks.
@@ -110,6 +144,9 @@ pub struct TableTransform {
     key_columns: Vec<usize>,
     target_names: Vec<String>,
     steps: Vec<Step>,
+    /// Per input column: the plan masks it, so its raw value stays out of a reject's input.
+    masked_inputs: Vec<bool>,
+    pub(crate) dedupe: Option<CompiledDedupe>,
 }
 
 fn plan_err(column: &str, e: impl std::fmt::Display) -> TransformError {
@@ -290,6 +327,25 @@ impl TableTransform {
                         idx.map(|i| RuleEval::Unique(i, Arc::default()))
                     }
                 }
+                RuleCheck::Reference { column, key, .. } => {
+                    let (columns, keys) = (column.names(), key.names());
+                    let idx: Result<Vec<usize>, _> = columns
+                        .iter()
+                        .map(|c| {
+                            stage_schema.index_of(c).map_err(|_| {
+                                plan_err(&label, format!("reference: no column `{c}`"))
+                            })
+                        })
+                        .collect();
+                    if columns.is_empty() || columns.len() != keys.len() {
+                        Err(plan_err(
+                            &label,
+                            "reference needs as many key columns as columns (at least one)",
+                        ))
+                    } else {
+                        idx.map(|i| RuleEval::Reference(i, Arc::default()))
+                    }
+                }
                 check => rule_expr(&ctx, check, &stage_df)
                     .and_then(|e| {
                         ctx.create_physical_expr(e, &stage_df)
@@ -342,6 +398,27 @@ impl TableTransform {
                 .filter_map(|k| stage_schema.index_of(k).ok())
                 .collect()
         };
+        let target_names: Vec<String> =
+            spec.outputs.iter().map(|o| o.target_name.clone()).collect();
+        let dedupe = spec.dedupe.as_ref().and_then(|d| {
+            steps.push(Step {
+                kind: "dedupe".into(),
+                name: d.key.join(", "),
+            });
+            match CompiledDedupe::compile(
+                d,
+                &stage_schema,
+                &key_columns,
+                &target_names,
+                steps.len() - 1,
+            ) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push(plan_err("dedupe", e));
+                    None
+                }
+            }
+        });
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -351,7 +428,17 @@ impl TableTransform {
             .zip(&masks_types(&stage_schema, &masks))
             .map(|(f, dt)| Field::new(f.name(), dt.clone(), f.is_nullable()))
             .collect();
+        let masked_inputs = input
+            .fields()
+            .iter()
+            .map(|f| {
+                spec.outputs
+                    .iter()
+                    .any(|o| o.mask.is_some() && o.source.as_deref() == Some(f.name().as_str()))
+            })
+            .collect();
         Ok(TableTransform {
+            masked_inputs,
             input,
             stage_schema: Arc::new(Schema::new(stage_fields)),
             stages,
@@ -359,14 +446,135 @@ impl TableTransform {
             rules,
             masks,
             key_columns,
-            target_names: spec.outputs.iter().map(|o| o.target_name.clone()).collect(),
+            target_names,
             steps,
+            dedupe,
         })
     }
 
     /// The Arrow types of the output columns, in target order (a masked column is text).
     pub fn output_schema(&self) -> SchemaRef {
         self.stage_schema.clone()
+    }
+
+    /// Step 1 on a batch of the input schema: the output columns before masking (text types
+    /// as evaluated). Counts `seen` and `changed` into `counts` when given.
+    pub(crate) fn columns(
+        &self,
+        batch: &RecordBatch,
+        mut counts: Option<&mut Vec<StepCounts>>,
+    ) -> Result<RecordBatch, TransformError> {
+        let t = self;
+        let rows = batch.num_rows();
+        let eval =
+            |e: &Arc<dyn PhysicalExpr>, b: &RecordBatch| -> Result<ArrayRef, TransformError> {
+                e.evaluate(b)
+                    .and_then(|v| v.into_array(b.num_rows()))
+                    .map_err(|e| TransformError::Eval(e.to_string()))
+            };
+        let mut columns = Vec::with_capacity(t.stages.len());
+        for (i, (stage, source, step)) in t.stages.iter().enumerate() {
+            let col = match stage {
+                Stage::Copy(c) => batch.column(*c).clone(),
+                Stage::Eval(e) => {
+                    let col = eval(e, batch)?;
+                    let want = t.stage_schema.field(i).data_type();
+                    let col = if col.data_type() != want && !t.masks.iter().any(|(m, _, _)| *m == i)
+                    {
+                        arrow_cast::cast(&col, want)
+                            .map_err(|e| TransformError::Eval(e.to_string()))?
+                    } else {
+                        col
+                    };
+                    if let Some(step) = step
+                        && let Some(counts) = counts.as_deref_mut()
+                    {
+                        let c = &mut counts[*step];
+                        c.seen += rows as u64;
+                        c.changed += match source {
+                            Some(s) if batch.column(*s).data_type() == col.data_type() => {
+                                distinct(batch.column(*s), &col)
+                                    .map(|d| d.true_count() as u64)
+                                    .unwrap_or(rows as u64)
+                            }
+                            _ => rows as u64,
+                        };
+                    }
+                    col
+                }
+            };
+            columns.push(col);
+        }
+        let unmasked_schema = Arc::new(Schema::new(
+            t.stage_schema
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        RecordBatch::try_new(unmasked_schema, columns)
+            .map_err(|e| TransformError::Eval(e.to_string()))
+    }
+
+    /// Step 2 on the stage batch: which rows the filter keeps (`None`: no filter).
+    pub(crate) fn filter_mask(
+        &self,
+        stage: &RecordBatch,
+    ) -> Result<Option<BooleanArray>, TransformError> {
+        let Some((f, _)) = &self.filter else {
+            return Ok(None);
+        };
+        let value = f
+            .evaluate(stage)
+            .map_err(|e| TransformError::Eval(e.to_string()))?;
+        to_bool(value, stage.num_rows()).map(Some)
+    }
+
+    /// True when the table deduplicates: the runner must feed a [`crate::DedupeScan`] the
+    /// whole table before its first chunk.
+    pub fn needs_dedupe_scan(&self) -> bool {
+        self.dedupe.is_some()
+    }
+
+    /// The lookups of the `reference` rules, which the runner loads before the first chunk.
+    pub fn references(&self) -> Vec<ReferenceNeed> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.rule.check {
+                RuleCheck::Reference {
+                    table,
+                    key,
+                    side,
+                    max_keys,
+                    ..
+                } => Some(ReferenceNeed {
+                    rule: i,
+                    name: r.rule.name.clone(),
+                    table: table.clone(),
+                    key: key.names(),
+                    side: *side,
+                    max_keys: max_keys.unwrap_or(REFERENCE_MAX_KEYS),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Gives a `reference` rule its keys (hashed with [`key_hash`]); only the first call counts.
+    pub fn set_reference_keys(&self, rule: usize, keys: HashSet<u128>) {
+        if let Some(RuleEval::Reference(_, slot)) = self.rules.get(rule).map(|r| &r.check) {
+            let _ = slot.set(keys);
+        }
+    }
+
+    /// True when every `reference` rule has its keys.
+    pub fn references_loaded(&self) -> bool {
+        self.rules.iter().all(|r| match &r.check {
+            RuleEval::Reference(_, slot) => slot.get().is_some(),
+            _ => true,
+        })
     }
 
     /// The steps, in the order their counts are reported.
@@ -418,9 +626,14 @@ pub struct Applied {
     pub filtered: u64,
     /// Rows loaded although a `warn` rule flagged them.
     pub warned: u64,
+    /// For each row of `batch`, its row number in the chunk (0-based, over every batch this
+    /// run applied), so a caller can tell which input rows loaded.
+    pub rows: Vec<u64>,
+    /// For each of `rejects`, its row number in the chunk.
+    pub reject_rows: Vec<u64>,
 }
 
-fn text(col: &dyn Array, row: usize) -> Option<String> {
+pub(crate) fn text(col: &dyn Array, row: usize) -> Option<String> {
     if col.is_null(row) {
         return None;
     }
@@ -434,53 +647,7 @@ impl ChunkRun {
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<Applied, TransformError> {
         let t = self.transform.clone();
         let rows = batch.num_rows();
-        let eval =
-            |e: &Arc<dyn PhysicalExpr>, b: &RecordBatch| -> Result<ArrayRef, TransformError> {
-                e.evaluate(b)
-                    .and_then(|v| v.into_array(b.num_rows()))
-                    .map_err(|e| TransformError::Eval(e.to_string()))
-            };
-        let mut columns = Vec::with_capacity(t.stages.len());
-        for (i, (stage, source, step)) in t.stages.iter().enumerate() {
-            let col = match stage {
-                Stage::Copy(c) => batch.column(*c).clone(),
-                Stage::Eval(e) => {
-                    let col = eval(e, batch)?;
-                    let want = t.stage_schema.field(i).data_type();
-                    let col = if col.data_type() != want && !t.masks.iter().any(|(m, _, _)| *m == i)
-                    {
-                        arrow_cast::cast(&col, want)
-                            .map_err(|e| TransformError::Eval(e.to_string()))?
-                    } else {
-                        col
-                    };
-                    if let Some(step) = step {
-                        let c = &mut self.counts[*step];
-                        c.seen += rows as u64;
-                        c.changed += match source {
-                            Some(s) if batch.column(*s).data_type() == col.data_type() => {
-                                distinct(batch.column(*s), &col)
-                                    .map(|d| d.true_count() as u64)
-                                    .unwrap_or(rows as u64)
-                            }
-                            _ => rows as u64,
-                        };
-                    }
-                    col
-                }
-            };
-            columns.push(col);
-        }
-        let unmasked_schema = Arc::new(Schema::new(
-            t.stage_schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
-                .collect::<Vec<_>>(),
-        ));
-        let mut stage = RecordBatch::try_new(unmasked_schema, columns)
-            .map_err(|e| TransformError::Eval(e.to_string()))?;
+        let mut stage = t.columns(batch, Some(&mut self.counts))?;
         let first_row = self.rows;
         self.rows += rows as u64;
         let mut filtered = 0;
@@ -508,7 +675,8 @@ impl ChunkRun {
             }
         }
         let n = stage.num_rows();
-        let mut rejected: Vec<Option<(usize, String)>> = vec![None; n];
+        // Per row: the rule (as the quarantine names it) and the reason it does not load.
+        let mut rejected: Vec<Option<(String, String)>> = vec![None; n];
         let mut warned_rows = vec![false; n];
         let location = |row: usize, stage: &RecordBatch| -> String {
             if t.key_columns.is_empty() {
@@ -527,6 +695,9 @@ impl ChunkRun {
                     .join(", ")
             }
         };
+        if let Some(d) = &t.dedupe {
+            d.check(&stage, &mut rejected, &mut self.counts)?;
+        }
         for (ri, r) in t.rules.iter().enumerate() {
             let ok: Vec<bool> = match &r.check {
                 RuleEval::Expr(e) => {
@@ -544,21 +715,9 @@ impl ChunkRun {
                         if rejected[row].is_some() {
                             continue; // a row that does not load takes no key
                         }
-                        let mut h = xxhash_rust::xxh3::Xxh3::new();
-                        let mut null = false;
-                        for c in cols {
-                            match text(stage.column(*c).as_ref(), row) {
-                                Some(v) => {
-                                    h.update(&(v.len() as u64).to_le_bytes());
-                                    h.update(v.as_bytes());
-                                }
-                                None => null = true,
-                            }
-                        }
-                        if null {
+                        let Some(key) = key_hash(&stage, cols, row) else {
                             continue;
-                        }
-                        let key = h.digest128();
+                        };
                         if set.insert(key) {
                             self.added.push((ri, key));
                         } else {
@@ -566,6 +725,17 @@ impl ChunkRun {
                         }
                     }
                     out
+                }
+                RuleEval::Reference(cols, keys) => {
+                    let keys = keys.get().ok_or_else(|| {
+                        TransformError::Eval(format!(
+                            "rule `{}`: its lookup keys were not loaded",
+                            r.rule.name
+                        ))
+                    })?;
+                    (0..n)
+                        .map(|row| key_hash(&stage, cols, row).is_none_or(|k| keys.contains(&k)))
+                        .collect()
                 }
             };
             let c = &mut self.counts[r.step];
@@ -577,7 +747,10 @@ impl ChunkRun {
                 match r.rule.action {
                     RuleAction::Reject => {
                         c.rejected += 1;
-                        rejected[row] = Some((ri, rule_reason(&r.rule.check)));
+                        rejected[row] = Some((
+                            format!("{}({})", r.rule.check.kind(), r.rule.name),
+                            rule_reason(&r.rule.check),
+                        ));
                     }
                     RuleAction::Warn => {
                         c.warned += 1;
@@ -604,10 +777,13 @@ impl ChunkRun {
         let masked = RecordBatch::try_new(t.stage_schema.clone(), columns)
             .map_err(|e| TransformError::Eval(e.to_string()))?;
         let mut rejects = Vec::new();
+        let mut reject_rows = Vec::new();
         let mut keep = Vec::with_capacity(n);
         for (row, r) in rejected.iter().enumerate() {
             keep.push(r.is_none());
-            if let Some((ri, reason)) = r {
+            if let Some((rule, reason)) = r {
+                let input_row = (row_numbers[row] - first_row) as usize;
+                reject_rows.push(row_numbers[row]);
                 let mut record = serde_json::Map::new();
                 for (ci, name) in t.target_names.iter().enumerate() {
                     record.insert(
@@ -616,18 +792,24 @@ impl ChunkRun {
                             .map_or(serde_json::Value::Null, serde_json::Value::String),
                     );
                 }
-                let rule = &t.rules[*ri].rule;
                 rejects.push(Reject {
                     location: location(row, &masked),
-                    rule: format!("{}({})", rule.check.kind(), rule.name),
+                    rule: rule.clone(),
                     reason: reason.clone(),
                     record: serde_json::Value::Object(record).to_string(),
+                    input: Some(crate::input::encode_row(batch, input_row, &t.masked_inputs)),
                 });
             }
         }
         let batch = if rejects.is_empty() {
             masked
         } else {
+            row_numbers = row_numbers
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(r, _)| r)
+                .collect();
             let keep = BooleanArray::from(keep);
             filter_record_batch(&masked, &keep).map_err(|e| TransformError::Eval(e.to_string()))?
         };
@@ -636,6 +818,8 @@ impl ChunkRun {
             rejects,
             filtered,
             warned: warned_rows.iter().filter(|w| **w).count() as u64,
+            rows: row_numbers,
+            reject_rows,
         })
     }
 

@@ -101,6 +101,7 @@ fn spec() -> TransformSpec {
             ),
         ],
         key_columns: vec!["id".into()],
+        dedupe: None,
     }
 }
 

@@ -125,6 +125,13 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Rerun the quarantined rows through this plan's current transforms and rules (the
+        /// plan file, fixed, passed again) and load those that now pass, exactly once; rows that
+        /// still fail stay quarantined with their new reason. Rows stored with masked columns
+        /// and records the reader refused are not retried (see docs/transform.md). Exit 0 when
+        /// every record was settled, 1 when some stay in the quarantine, 2 on errors.
+        #[arg(long, value_name = "PLAN")]
+        retry: Option<PathBuf>,
         /// The control store.
         #[arg(
             long,
@@ -319,6 +326,7 @@ fn main() -> ExitCode {
                 job,
                 format,
                 output,
+                retry,
                 state,
             } => {
                 rejects::rejects(
@@ -326,6 +334,7 @@ fn main() -> ExitCode {
                     rejects::Flags {
                         format,
                         output,
+                        retry,
                         state,
                     },
                 )

@@ -1,5 +1,5 @@
 //! `decant rejects JOB`: lists or exports the quarantine (rejected records with their rule and
-//! reason; masked columns appear masked).
+//! reason; masked columns appear masked); `--retry PLAN` reruns and loads those that now pass.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use decant_store::Store;
 pub enum Format {
     /// An aligned table for people (the record is shortened).
     Text,
-    /// CSV with a header: table, chunk, location, rule, reason, record.
+    /// CSV with a header: table, chunk, location, rule, reason, record, status.
     Csv,
     /// One JSON object per line; `record` is the row as a JSON object.
     Jsonl,
@@ -21,6 +21,7 @@ pub enum Format {
 pub struct Flags {
     pub format: Format,
     pub output: Option<PathBuf>,
+    pub retry: Option<PathBuf>,
     pub state: PathBuf,
 }
 
@@ -50,6 +51,9 @@ pub async fn rejects(job: &str, flags: Flags) -> anyhow::Result<ExitCode> {
             )
         })?,
     };
+    if let Some(plan) = &flags.retry {
+        return retry(&record.id, plan, &flags).await;
+    }
     let rejects = store.rejects(&record.id).await?;
     let mut out: Box<dyn Write> = match &flags.output {
         Some(f) => Box::new(std::io::BufWriter::new(
@@ -59,17 +63,18 @@ pub async fn rejects(job: &str, flags: Flags) -> anyhow::Result<ExitCode> {
     };
     match flags.format {
         Format::Csv => {
-            writeln!(out, "table,chunk,location,rule,reason,record")?;
+            writeln!(out, "table,chunk,location,rule,reason,record,status")?;
             for r in &rejects {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{}",
                     csv_field(&r.table),
                     csv_field(&r.chunk_id),
                     csv_field(&r.reject.location),
                     csv_field(&r.reject.rule),
                     csv_field(&r.reject.reason),
-                    csv_field(&r.reject.record)
+                    csv_field(&r.reject.record),
+                    r.status
                 )?;
             }
         }
@@ -85,26 +90,40 @@ pub async fn rejects(job: &str, flags: Flags) -> anyhow::Result<ExitCode> {
                     "rule": r.reject.rule,
                     "reason": r.reject.reason,
                     "record": record_json,
+                    "status": r.status,
                     "created_at": r.created_at,
                 });
                 writeln!(out, "{line}")?;
             }
         }
         Format::Text => {
+            let quarantined = rejects
+                .iter()
+                .filter(|r| r.status == "quarantined" || r.status == "retrying")
+                .count();
             writeln!(
                 out,
-                "job {}: {} rejected record(s)",
+                "job {}: {quarantined} record(s) in the quarantine{}",
                 record.id,
-                rejects.len()
+                if quarantined < rejects.len() {
+                    format!(", {} settled by --retry", rejects.len() - quarantined)
+                } else {
+                    String::new()
+                }
             )?;
             for r in &rejects {
                 let mut rec = r.reject.record.clone();
                 if rec.chars().count() > 100 {
                     rec = rec.chars().take(99).collect::<String>() + "…";
                 }
+                let status = if r.status == "quarantined" {
+                    String::new()
+                } else {
+                    format!(" ({})", r.status)
+                };
                 writeln!(
                     out,
-                    "  {} {} [{}] {}\n    {rec}",
+                    "  {} {} [{}] {}{status}\n    {rec}",
                     r.table, r.reject.location, r.reject.rule, r.reject.reason
                 )?;
             }
@@ -112,4 +131,51 @@ pub async fn rejects(job: &str, flags: Flags) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--retry PLAN`: one line per table, exit 1 while records stay in the quarantine.
+async fn retry(job_id: &str, plan: &Path, flags: &Flags) -> anyhow::Result<ExitCode> {
+    let plan = decant_core::plan::Plan::from_file(plan)?;
+    let report = match decant_engine::retry_rejects(&plan, &flags.state, job_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if flags.format == Format::Jsonl {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for t in &report.tables {
+            println!(
+                "{}: {} loaded, {} still rejected, {} filtered out, {} not retried{}",
+                t.table,
+                t.loaded + t.settled,
+                t.still_rejected,
+                t.filtered,
+                t.not_retried,
+                if t.settled > 0 {
+                    format!(" ({} by an interrupted earlier retry)", t.settled)
+                } else {
+                    String::new()
+                }
+            );
+            for n in &t.notes {
+                println!("  {n}");
+            }
+        }
+        if report.tables.is_empty() {
+            println!("job {job_id}: the quarantine is empty");
+        }
+    }
+    let left: u64 = report
+        .tables
+        .iter()
+        .map(|t| t.still_rejected + t.not_retried)
+        .sum();
+    Ok(if left == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

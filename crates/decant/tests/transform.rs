@@ -330,7 +330,7 @@ async fn every_rule_kind_rejects_or_warns_and_rejects_are_exported() {
     ]));
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(
-        text.starts_with("table,chunk,location,rule,reason,record\n"),
+        text.starts_with("table,chunk,location,rule,reason,record,status\n"),
         "{text}"
     );
     assert_eq!(text.lines().count(), 7);
@@ -563,7 +563,7 @@ async fn masks_are_stable_across_chunks_and_runs_and_leak_nowhere() {
     assert_eq!(r90["record"]["note"], "[redacted]");
     let db = rusqlite::Connection::open(w.state()).unwrap();
     let mut q = db
-        .prepare("SELECT coalesce(message, '') || coalesce(location, '') || coalesce(rule, '') || coalesce(record, '') FROM error_logs")
+        .prepare("SELECT coalesce(message, '') || coalesce(location, '') || coalesce(rule, '') || coalesce(record, '') || coalesce(input_record, '') FROM error_logs")
         .unwrap();
     let logged: Vec<String> = q
         .query_map([], |r| r.get(0))
@@ -604,4 +604,202 @@ async fn masks_are_stable_across_chunks_and_runs_and_leak_nowhere() {
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test]
+async fn reference_rules_look_up_the_target_after_its_table_loaded_and_the_source() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    // `accounts` sorts before `people` and has no foreign key: only the reference rule makes
+    // people load first.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE people (id int PRIMARY KEY, name text);
+             INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 50) g;
+             CREATE TABLE accounts (id int PRIMARY KEY, person_id int);
+             INSERT INTO accounts SELECT g, (g % 50) + 1 FROM generate_series(1, 200) g;
+             UPDATE accounts SET person_id = 999 WHERE id IN (7, 8);
+             UPDATE accounts SET person_id = NULL WHERE id = 9;",
+        )
+        .await
+        .unwrap();
+    let rules = r#"[load]
+chunk_rows = 50
+parallelism = 3
+max_rejects = 10
+[tables.people]
+where = "id <> 5"
+[[tables.accounts.rules]]
+name = "person in source"
+kind = "reference"
+column = "person_id"
+table = "people"
+key = "id"
+side = "source"
+action = "warn"
+[[tables.accounts.rules]]
+name = "person on target"
+kind = "reference"
+column = "person_id"
+table = "people"
+key = "id"
+"#;
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, rules);
+    let out = run(&w, &plan);
+    assert_success(&out);
+    let ids: Vec<i32> = dst
+        .client()
+        .await
+        .query("SELECT id FROM accounts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Person 5 was filtered out of the target: its accounts (4, 54, 104, 154) and the two
+    // pointing at no one are rejected; the NULL passes.
+    assert_eq!(ids.len(), 194, "{ids:?}");
+    for bad in [4, 7, 8, 54, 104, 154] {
+        assert!(!ids.contains(&bad), "{bad}: {ids:?}");
+    }
+    assert!(ids.contains(&9));
+    let rejects = rejects_jsonl(&w);
+    let mut rejected: Vec<String> = rejects
+        .iter()
+        .map(|r| r["location"].as_str().unwrap().to_string())
+        .collect();
+    rejected.sort();
+    assert_eq!(
+        rejected,
+        ["id=104", "id=154", "id=4", "id=54", "id=7", "id=8"]
+    );
+    assert!(
+        rejects
+            .iter()
+            .all(|r| r["rule"] == "reference(person on target)"
+                && r["reason"] == "person_id has no match in target people (id)")
+    );
+    let sm = summary(&w);
+    let accounts = sm["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"] == "public.accounts")
+        .unwrap();
+    let warned = accounts["transforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "person in source")
+        .unwrap();
+    assert_eq!(warned["warned"], 2, "person 5 is in the source: {warned}");
+
+    // A lookup larger than its cap stops the run before any chunk of the table loads.
+    let dst2 = PgTestDb::create().await;
+    let w2 = Workdir::new();
+    let capped = rules.replace("side = \"source\"", "side = \"source\"\nmax_keys = 10");
+    let out = run(&w2, &w2.plan(&src.url, &dst2.url, &capped));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("rule `person in source`") && err.contains("more than max_keys = 10"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dedupe_keeps_the_first_or_last_row_per_key_across_parallel_chunks_and_order_sets_columns()
+{
+    let src = PgTestDb::create().await;
+    // Keys repeat every 100 ids; ids above 200 spell them in capitals, which `expr` folds.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE customers (id int PRIMARY KEY, email text, name text);
+             INSERT INTO customers SELECT g,
+               CASE WHEN g > 200 THEN upper('u' || (g % 100) || '@x.org') ELSE 'u' || (g % 100) || '@x.org' END,
+               'n' || g
+             FROM generate_series(1, 300) g;
+             UPDATE customers SET email = NULL WHERE id IN (150, 250);",
+        )
+        .await
+        .unwrap();
+    let plan_for = |keep: &str| {
+        format!(
+            r#"[load]
+chunk_rows = 50
+parallelism = 3
+max_rejects = 1000
+[tables.customers]
+where = "id <> 1"
+dedupe = {{ key = ["email"], keep = "{keep}" }}
+order = ["name", "email"]
+[tables.customers.columns.email]
+expr = "lower(email)"
+"#
+        )
+    };
+    // keep = first: per key the smallest id that passes the filter (id 1 does not: 101 wins
+    // its key); NULL keys are never duplicates.
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let out = run(&w, &w.plan(&src.url, &dst.url, &plan_for("first")));
+    assert_success(&out);
+    let mut want: Vec<i32> = (2..=100).chain([101, 150, 250]).collect();
+    want.sort();
+    assert_eq!(customer_ids(&dst).await, want);
+    let rejects = rejects_jsonl(&w);
+    assert_eq!(rejects.len(), 300 - 1 - want.len());
+    let r201 = rejects.iter().find(|r| r["location"] == "id=201").unwrap();
+    assert_eq!(r201["rule"], "dedupe(email)");
+    assert_eq!(
+        r201["reason"],
+        "duplicate of key (email): keep = first, so the row at id=101 loads instead"
+    );
+    let sm = summary(&w);
+    assert_eq!(sm["tables"][0]["rows_filtered"], 1);
+    assert_eq!(step(&sm, "dedupe", "email")["rejected"], 197);
+    // order: the named columns first, the rest after them.
+    let cols: Vec<String> = dst
+        .client()
+        .await
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'customers' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(cols, ["name", "email", "id"]);
+    let row = dst
+        .client()
+        .await
+        .query_one("SELECT name, email FROM customers WHERE id = 101", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "n101");
+    assert_eq!(row.get::<_, String>(1), "u1@x.org");
+
+    // keep = last: the largest id per key, 201..300 (capitals folded by expr).
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    assert_success(&run(&w, &w.plan(&src.url, &dst.url, &plan_for("last"))));
+    // Key 50 has one non-NULL row (50); 150 and 250 are NULL keys.
+    let mut want: Vec<i32> = (201..=300).chain([50, 150]).collect();
+    want.sort();
+    assert_eq!(customer_ids(&dst).await, want);
+}
+
+async fn customer_ids(db: &PgTestDb) -> Vec<i32> {
+    db.client()
+        .await
+        .query("SELECT id FROM customers ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, i32>(0))
+        .collect()
 }

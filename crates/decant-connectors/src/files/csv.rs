@@ -527,6 +527,7 @@ fn read_range(
                 .chars()
                 .take(MAX_REJECT_CHARS)
                 .collect(),
+            input: None,
         };
         if rec.open_quote {
             request.rejects.push(reject(

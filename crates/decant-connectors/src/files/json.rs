@@ -477,6 +477,7 @@ fn read_range(
                         .chars()
                         .take(MAX_REJECT_CHARS)
                         .collect(),
+                    input: None,
                 });
                 continue;
             }

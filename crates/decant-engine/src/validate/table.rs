@@ -138,6 +138,19 @@ impl std::fmt::Debug for SourceTransform {
     }
 }
 
+/// A transform validation can replay chunk by chunk. `reference` rules and `dedupe` decide a
+/// row by other rows (a lookup table, the whole table's duplicates), which the run reads before
+/// it loads; validation does not read them yet, so it refuses such a table rather than guess.
+fn replayable(t: TableTransform) -> Result<TableTransform, String> {
+    if !t.references().is_empty() || t.needs_dedupe_scan() {
+        return Err(
+            "its `reference` rules or `dedupe` decide rows by other rows, which validation does not replay yet (docs/validation.md)"
+                .into(),
+        );
+    }
+    Ok(t)
+}
+
 fn compile(spec: &TransformSpec, schema: &SchemaRef) -> Result<TableTransform, String> {
     TableTransform::compile(spec, schema.clone()).map_err(|errors| {
         errors
@@ -414,9 +427,9 @@ pub(crate) async fn resolve(
     let source_schema: SchemaRef = Arc::new(Schema::new(source_fields));
     let transform = match &job.transform {
         Some(spec) => Some(SourceTransform {
-            digests: Arc::new(compile(spec, &source_schema).map_err(|e| {
+            digests: Arc::new(replayable(compile(spec, &source_schema).map_err(|e| {
                 format!("the plan's transforms cannot be replayed on the source: {e}")
-            })?),
+            })?)?),
             masked: spec
                 .outputs
                 .iter()
