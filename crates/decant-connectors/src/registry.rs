@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use decant_core::plan::SourceConfig;
 use decant_core::files::FileTargetOptions;
+use decant_core::plan::SourceConfig;
 use decant_core::{ConnectionUrl, Dialect};
 
 use crate::error::ConnectorError;

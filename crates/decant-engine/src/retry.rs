@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use decant_connectors::{Target, TargetTable, chunk_channel, connect_source_with, connect_target_with};
+use decant_connectors::{
+    Target, TargetTable, chunk_channel, connect_source_with, connect_target_with,
+};
 use decant_core::Reject;
 use decant_core::plan::Plan;
 use decant_store::{JobState, RejectRecord, RejectStatus, Store};

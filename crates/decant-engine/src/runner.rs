@@ -364,7 +364,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     // lost): its load was complete and validated, so the job is done, not to be loaded again.
     if loaded_resumed
         && flow.writes_target()
-        && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0 {
+        && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0
+    {
         store
             .set_job_state(&job_id, JobState::Succeeded, None)
             .await?;

@@ -332,7 +332,9 @@ pub async fn finalize(state_path: &Path, job_id: &str) -> Result<FinalizeReport,
         )]));
     }
     let plan: decant_core::plan::Plan = serde_json::from_str(&job.plan_json)?;
-    let target = decant_connectors::connect_target_with(&plan.target_url()?, plan.target.file.as_ref()).await?;
+    let target =
+        decant_connectors::connect_target_with(&plan.target_url()?, plan.target.file.as_ref())
+            .await?;
     let dialect = target.dialect();
     let mut dropped = Vec::new();
     for record in store.undo_tables(job_id).await? {
