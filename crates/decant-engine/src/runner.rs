@@ -425,8 +425,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         other => other,
     };
     // Validated: now the shadows replace the live tables, all in one transaction.
+    // Staged extract and transform phases never touch the target: nothing to swap, and the
+    // step they ended on (`extracted`, `transformed`) stays what status shows.
     let result = match result {
-        Ok(mut summary) => {
+        Ok(mut summary) if flow.writes_target() => {
             progress.set_phase("swapping");
             match crate::swap::swap_in(&store, target.as_ref(), &job_id).await {
                 Ok(swapped) => {
