@@ -1,5 +1,5 @@
-//! Sources and targets for PostgreSQL, MySQL/MariaDB and SQLite, and CSV/TSV files as sources,
-//! behind two small traits.
+//! Sources and targets for PostgreSQL, MySQL/MariaDB and SQLite, and CSV/TSV/Parquet files and
+//! HTTP JSON APIs as sources, behind two small traits.
 //!
 //! Each system lives in its own folder, split by role: `introspect`, `source`, `target`, `types`
 //! (the type mapping table) and `ddl`. `registry` is the one place that names them all.
@@ -10,6 +10,7 @@ pub mod chunking;
 mod doc_table;
 pub mod error;
 pub mod files;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 pub mod registry;
@@ -18,7 +19,7 @@ pub mod testkit;
 pub mod traits;
 
 pub use error::ConnectorError;
-pub use registry::{connect_source, connect_source_with, connect_target};
+pub use registry::{connect_plan_source, connect_source, connect_source_with, connect_target};
 pub use traits::{
     ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, HazardBound, HazardCheck, HazardCount,
     InPlaceDigest, KeyBuckets, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,

@@ -3,15 +3,28 @@
 use std::sync::Arc;
 
 use decant_core::files::CsvOptions;
+use decant_core::plan::SourceConfig;
 use decant_core::{ConnectionUrl, Dialect};
 
 use crate::error::ConnectorError;
 use crate::traits::{Source, Target};
-use crate::{files, mysql, postgres, sqlite};
+use crate::{files, http, mysql, postgres, sqlite};
 
 /// Opens a source for `url`, with default file options (a `file://` URL's query may set them).
 pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, ConnectorError> {
     connect_source_with(url, None).await
+}
+
+/// Opens the source of a plan: `url` (the plan's, resolved) with its `[source.csv]` or
+/// `[source.http]` section.
+pub async fn connect_plan_source(
+    url: &ConnectionUrl,
+    config: &SourceConfig,
+) -> Result<Arc<dyn Source>, ConnectorError> {
+    match url.dialect() {
+        Dialect::Http => Ok(Arc::new(http::HttpSource::open(url, config.http.as_ref())?)),
+        _ => connect_source_with(url, config.csv.as_ref()).await,
+    }
 }
 
 /// Opens a source for `url`; `csv` is the plan's `[source.csv]` section, for `file://` URLs.
@@ -20,6 +33,7 @@ pub async fn connect_source_with(
     csv: Option<&CsvOptions>,
 ) -> Result<Arc<dyn Source>, ConnectorError> {
     Ok(match url.dialect() {
+        Dialect::Http => Arc::new(http::HttpSource::open(url, None)?),
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
@@ -46,6 +60,11 @@ pub async fn connect_target(url: &ConnectionUrl) -> Result<Arc<dyn Target>, Conn
         Dialect::File => {
             return Err(ConnectorError::Config(format!(
                 "{url}: files are a source only in this version; write to a database"
+            )));
+        }
+        Dialect::Http => {
+            return Err(ConnectorError::Config(format!(
+                "{url}: an HTTP API is a source only; write to a database"
             )));
         }
     })

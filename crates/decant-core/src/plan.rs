@@ -52,6 +52,9 @@ pub struct SourceConfig {
     /// How to read CSV/TSV files (`file://` sources); see docs/files.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<crate::files::CsvOptions>,
+    /// How to read an HTTP JSON API (`http://`, `https://` sources); see docs/http.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::http::HttpOptions>,
 }
 
 /// Where data goes.
@@ -343,6 +346,11 @@ impl Plan {
                     ));
                 }
             }
+        }
+        if let Some(http) = &self.source.http
+            && let Err(e) = http.check()
+        {
+            problems.push(e.to_string());
         }
         let mut names = std::collections::HashSet::new();
         for (i, rule) in self.validate.rules.iter().enumerate() {

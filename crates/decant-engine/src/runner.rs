@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use decant_connectors::{
-    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source_with,
+    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_plan_source,
     connect_target,
 };
 use decant_core::plan::{IfExists, Plan};
@@ -175,7 +175,7 @@ pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, E
             job.state.as_str()
         )]));
     }
-    let source = connect_source_with(&plan.source_url()?, plan.source.csv.as_ref()).await?;
+    let source = connect_plan_source(&plan.source_url()?, &plan.source).await?;
     let target = connect_target(&plan.target_url()?).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
@@ -257,7 +257,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");
-    let source = connect_source_with(&source_url, plan.source.csv.as_ref()).await?;
+    let source = connect_plan_source(&source_url, &plan.source).await?;
     let target = connect_target(&target_url).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
@@ -525,11 +525,19 @@ async fn create_job(
     }
     let mut chunks = HashMap::new();
     let mut chunk_records = Vec::new();
-    for (t, _) in &tables {
+    for (t, d) in &tables {
         let table = catalog.iter().find(|c| c.name == t.source).ok_or_else(|| {
             EngineError::Internal(format!("{} vanished from the catalog", t.source))
         })?;
-        let specs = source.plan_chunks(table, t.chunk_rows).await?;
+        let specs = match source.incremental_field(&table.name) {
+            Some(field) => {
+                let watermark = incremental_watermark(plan, t, d, &field, target).await?;
+                source
+                    .plan_chunks_since(table, t.chunk_rows, watermark)
+                    .await?
+            }
+            None => source.plan_chunks(table, t.chunk_rows).await?,
+        };
         for (i, c) in specs.iter().enumerate() {
             chunk_records.push(ChunkRecord {
                 table_name: t.target.name.to_string(),
@@ -582,6 +590,35 @@ async fn create_job(
         tables,
         chunks,
     })
+}
+
+/// The highest value of an incremental source's `field` already in the target table: what
+/// the next read starts after. Only an `append` load keeps the earlier rows; a table that is
+/// created, truncated or dropped starts empty, so it reads everything.
+async fn incremental_watermark(
+    plan: &Plan,
+    t: &TableJob,
+    decision: &str,
+    field: &str,
+    target: &dyn Target,
+) -> Result<Option<String>, EngineError> {
+    if decision != "append" {
+        return Ok(None);
+    }
+    let renamed = plan
+        .tables
+        .get(&t.source.to_string())
+        .or_else(|| plan.tables.get(&t.source.name))
+        .and_then(|c| c.columns.get(field))
+        .and_then(|c| c.rename.clone())
+        .unwrap_or_else(|| field.to_string());
+    if !t.target.columns.iter().any(|c| c.name == renamed) {
+        return Err(EngineError::Plan(vec![format!(
+            "table {}: the incremental field `{field}` must be loaded into the target (as `{renamed}`): its highest value there is where the next run starts",
+            t.source
+        )]));
+    }
+    Ok(target.max_value(&t.target, &renamed).await?)
 }
 
 struct ChunkTask {

@@ -9,7 +9,7 @@ mod csv;
 mod input;
 mod parquet;
 mod records;
-mod values;
+pub(crate) mod values;
 
 pub use csv::CsvSource;
 pub use parquet::ParquetSource;

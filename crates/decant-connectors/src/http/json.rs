@@ -1,0 +1,216 @@
+//! JSON records of an API: dotted paths into a body, type inference from a sample (the CSV
+//! inference's widening, with objects and arrays kept as JSON columns), and one record's fields
+//! as cells of the columns' types. A value that does not fit is the caller's reject.
+
+use std::borrow::Cow;
+
+use decant_core::LogicalType;
+use serde_json::Value;
+
+use crate::files::values::{Cell, Kind, ValueFormats, parse_cell};
+
+/// The value at a dotted `path` (`data.items`, `meta.0.next`); the empty path is `v` itself.
+pub fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(v);
+    }
+    path.split('.').try_fold(v, |v, key| match v {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+/// Takes the records array at `path` out of `body`; `null` there is an empty page.
+pub fn take_records(body: &mut Value, path: &str) -> Result<Vec<Value>, String> {
+    let place = if path.is_empty() {
+        Some(body)
+    } else {
+        path.split('.').try_fold(body, |v, key| match v {
+            Value::Object(m) => m.get_mut(key),
+            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            _ => None,
+        })
+    };
+    let shown = if path.is_empty() { "the body" } else { path };
+    match place {
+        Some(Value::Array(a)) => Ok(std::mem::take(a)),
+        Some(Value::Null) => Ok(vec![]),
+        Some(other) => Err(format!(
+            "{shown} is {}, not an array of records; set the table's `records` path",
+            kind_name(other)
+        )),
+        None => Err(format!(
+            "the response has no {shown}; set the table's `records` path"
+        )),
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What a sample says about one field: a text kind, or JSON (objects, arrays, mixtures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    Text(Kind),
+    Json,
+}
+
+impl FieldKind {
+    /// The kind of one value. JSON strings stay text unless they read as dates or timestamps:
+    /// `"0042"` or `"12.50"` in quotes was the API's choice, and pinning a type can change it.
+    pub fn of(v: &Value) -> FieldKind {
+        match v {
+            Value::Null => FieldKind::Text(Kind::Unknown),
+            Value::Bool(_) => FieldKind::Text(Kind::Bool),
+            Value::Number(n) => FieldKind::Text(match (n.as_i64(), n.is_f64()) {
+                (Some(i), _) if i32::try_from(i).is_ok() => Kind::Int32,
+                (Some(_), _) => Kind::Int64,
+                _ => Kind::Numeric,
+            }),
+            Value::String(s) => FieldKind::Text(match Kind::of(s, &ValueFormats::default()) {
+                k @ (Kind::Date | Kind::Timestamp | Kind::TimestampTz) => k,
+                _ => Kind::Text,
+            }),
+            Value::Array(_) | Value::Object(_) => FieldKind::Json,
+        }
+    }
+
+    pub fn widen(self, other: FieldKind) -> FieldKind {
+        match (self, other) {
+            (FieldKind::Text(a), FieldKind::Text(b)) => FieldKind::Text(a.widen(b)),
+            (FieldKind::Text(Kind::Unknown), j) | (j, FieldKind::Text(Kind::Unknown)) => j,
+            _ => FieldKind::Json,
+        }
+    }
+
+    pub fn logical(self) -> LogicalType {
+        match self {
+            FieldKind::Text(k) => k.logical(),
+            FieldKind::Json => LogicalType::Json,
+        }
+    }
+}
+
+/// One field's value as a cell of type `t`; `Err` says why it does not fit.
+pub fn cell<'a>(v: &'a Value, t: &LogicalType) -> Result<Cell<'a>, String> {
+    let formats = ValueFormats::default();
+    match (v, t) {
+        (Value::Null, _) => Ok(Cell::Null),
+        (_, LogicalType::Json) => Ok(Cell::Text(Cow::Owned(v.to_string()))),
+        (Value::Bool(b), LogicalType::Bool) => Ok(Cell::Bool(*b)),
+        (Value::String(s), _) => parse_cell(Cow::Borrowed(s), t, &formats),
+        (Value::Array(_) | Value::Object(_), t) => match t {
+            LogicalType::Text | LogicalType::Varchar { .. } | LogicalType::Char { .. } => {
+                parse_cell(Cow::Owned(v.to_string()), t, &formats)
+            }
+            _ => Err(format!("{} does not fit {t}", kind_name(v))),
+        },
+        (Value::Bool(_) | Value::Number(_), _) => {
+            parse_cell(Cow::Owned(v.to_string()), t, &formats)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_find_records_and_cursors() {
+        let mut body = json!({"data": {"items": [{"id": 1}]}, "meta": [{"next": "x"}]});
+        assert_eq!(at_path(&body, "meta.0.next"), Some(&json!("x")));
+        assert_eq!(at_path(&body, "nope.x"), None);
+        assert_eq!(take_records(&mut body, "data.items").unwrap().len(), 1);
+        assert!(
+            take_records(&mut body, "meta.0")
+                .unwrap_err()
+                .contains("an object")
+        );
+        assert!(
+            take_records(&mut body, "items")
+                .unwrap_err()
+                .contains("no items")
+        );
+        assert!(
+            take_records(&mut json!({"d": null}), "d")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(take_records(&mut json!([1, 2]), "").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn kinds_widen_and_nested_values_are_json() {
+        let kind = |vals: &[Value]| {
+            vals.iter().fold(FieldKind::Text(Kind::Unknown), |k, v| {
+                k.widen(FieldKind::of(v))
+            })
+        };
+        assert_eq!(kind(&[json!(1), json!(2)]).logical(), LogicalType::Int32);
+        assert_eq!(
+            kind(&[json!(1), json!(3_000_000_000i64)]).logical(),
+            LogicalType::Int64
+        );
+        assert_eq!(
+            kind(&[json!(1), json!(2.5)]).logical(),
+            LogicalType::BigDecimal
+        );
+        assert_eq!(kind(&[json!("0042")]).logical(), LogicalType::Text);
+        assert_eq!(kind(&[json!(1), json!("a")]).logical(), LogicalType::Text);
+        assert_eq!(
+            kind(&[json!({"a": 1}), json!(null)]).logical(),
+            LogicalType::Json
+        );
+        assert_eq!(kind(&[json!([1]), json!(2)]).logical(), LogicalType::Json);
+        assert_eq!(
+            kind(&[json!("2024-01-02T03:04:05Z")]).logical(),
+            LogicalType::TimestampTz { precision: 6 }
+        );
+        assert_eq!(kind(&[json!(null)]).logical(), LogicalType::Text);
+    }
+
+    #[test]
+    fn cells_fit_or_say_why() {
+        assert!(matches!(
+            cell(&json!(7), &LogicalType::Int32),
+            Ok(Cell::Int(7))
+        ));
+        assert!(matches!(
+            cell(&json!("7"), &LogicalType::Int64),
+            Ok(Cell::Int(7))
+        ));
+        assert!(cell(&json!("x"), &LogicalType::Int32).is_err());
+        assert!(cell(&json!(1.5), &LogicalType::Int32).is_err());
+        assert!(
+            cell(&json!({"a": 1}), &LogicalType::Int32)
+                .unwrap_err()
+                .contains("object")
+        );
+        assert!(matches!(
+            cell(&json!({"a": 1}), &LogicalType::Json),
+            Ok(Cell::Text(t)) if t == r#"{"a":1}"#
+        ));
+        assert!(matches!(
+            cell(&json!(true), &LogicalType::Bool),
+            Ok(Cell::Bool(true))
+        ));
+        assert!(matches!(
+            cell(&json!(null), &LogicalType::Int32),
+            Ok(Cell::Null)
+        ));
+        assert!(matches!(
+            cell(&json!(12.5), &LogicalType::BigDecimal),
+            Ok(Cell::Text(t)) if t == "12.5"
+        ));
+    }
+}

@@ -1,0 +1,587 @@
+//! The HTTP JSON API source: tables from `[source.http]`, schemas inferred from the first
+//! pages, chunks as page ranges, and reads that stream page after page into Arrow batches,
+//! quarantining records that do not fit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use decant_core::http::{HttpOptions, HttpTable, Pagination};
+use decant_core::{
+    Catalog, ChunkRange, ChunkSpec, Column, ConnectionUrl, Dialect, LogicalType, Reject, Table,
+    TableName,
+};
+use reqwest::Url;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::client::{ApiClient, redact};
+use super::json::{FieldKind, at_path, cell, take_records};
+use super::paging::{Pager, with_params};
+use crate::batch::BatchBuilder;
+use crate::error::ConnectorError;
+use crate::files::values::{Kind, append, supported};
+use crate::traits::{ReadRequest, Source};
+
+/// Characters of a record kept in the quarantine.
+const MAX_REJECT_CHARS: usize = 64 * 1024;
+
+/// One table, checked: its URL and pinned types.
+#[derive(Debug, Clone)]
+struct ApiTable {
+    def: HttpTable,
+    url: Url,
+    pinned: Vec<(String, LogicalType)>,
+}
+
+/// An HTTP JSON API as a source; see docs/http.md.
+pub struct HttpSource {
+    tables: Vec<ApiTable>,
+    client: Arc<ApiClient>,
+    sample_records: usize,
+    /// Records served per table and chunk in this process, for `count_rows`.
+    served: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Chunk ids planned per table in this process.
+    planned: Mutex<HashMap<String, Vec<String>>>,
+    /// The incremental watermark of each table's chunks read in this process.
+    since: Mutex<HashMap<String, Option<String>>>,
+}
+
+fn config(m: String) -> ConnectorError {
+    ConnectorError::Config(m)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HttpSource {
+    /// Checks the options and builds the client; no request is sent yet.
+    pub fn open(
+        url: &ConnectionUrl,
+        options: Option<&HttpOptions>,
+    ) -> Result<Self, ConnectorError> {
+        let base = Url::parse(url.expose()).map_err(|e| config(format!("{url}: {e}")))?;
+        let o = options.cloned().unwrap_or_default();
+        let defs = if o.tables.is_empty() {
+            vec![HttpTable {
+                name: base
+                    .path_segments()
+                    .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
+                    .unwrap_or_else(|| "api".into()),
+                path: String::new(),
+                records: String::new(),
+                key: None,
+                pagination: Pagination::None,
+                params: Default::default(),
+                columns: Default::default(),
+                incremental: None,
+            }]
+        } else {
+            o.tables.clone()
+        };
+        let mut tables = Vec::new();
+        for def in defs {
+            let mut table_url =
+                if def.path.starts_with("http://") || def.path.starts_with("https://") {
+                    Url::parse(&def.path)
+                } else if def.path.is_empty() {
+                    Ok(base.clone())
+                } else {
+                    let mut joined = base.clone();
+                    let path = format!(
+                        "{}/{}",
+                        base.path().trim_end_matches('/'),
+                        def.path.trim_start_matches('/')
+                    );
+                    joined.set_path(&path);
+                    Ok(joined)
+                }
+                .map_err(|e| config(format!("source.http table `{}`: path: {e}", def.name)))?;
+            let params: Vec<(&str, &str)> = def
+                .params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            if !params.is_empty() {
+                table_url = with_params(&table_url, &params);
+            }
+            let mut pinned = Vec::new();
+            for (col, ty) in &def.columns {
+                let t: LogicalType = ty.parse().map_err(|e| {
+                    config(format!(
+                        "source.http table `{}`: columns.{col}: {e}",
+                        def.name
+                    ))
+                })?;
+                if !supported(&t) {
+                    return Err(config(format!(
+                        "source.http table `{}`: columns.{col} = \"{ty}\": an API carries bool, integers, floats, decimals, text, json, dates, times, timestamps and uuids",
+                        def.name
+                    )));
+                }
+                pinned.push((col.clone(), t));
+            }
+            tables.push(ApiTable {
+                def,
+                url: table_url,
+                pinned,
+            });
+        }
+        Ok(HttpSource {
+            tables,
+            client: Arc::new(ApiClient::new(&o)?),
+            sample_records: o.sample_records.max(1),
+            served: Mutex::new(HashMap::new()),
+            planned: Mutex::new(HashMap::new()),
+            since: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn table(&self, name: &TableName) -> Result<&ApiTable, ConnectorError> {
+        self.tables
+            .iter()
+            .find(|t| t.def.name == name.name)
+            .ok_or_else(|| config(format!("the API source has no table {name}")))
+    }
+
+    /// The table's URL with the incremental parameter, when there is a watermark.
+    fn url_since(t: &ApiTable, since: Option<&str>) -> Url {
+        match (&t.def.incremental, since) {
+            (Some(inc), Some(s)) => with_params(&t.url, &[(inc.param.as_str(), s)]),
+            _ => t.url.clone(),
+        }
+    }
+
+    /// Fetches one page: its records (all of them; the pager decides how many to keep).
+    async fn page(&self, t: &ApiTable, url: &Url) -> Result<Page, ConnectorError> {
+        let mut response = self.client.get_json(url).await?;
+        let records = take_records(&mut response.body, &t.def.records)
+            .map_err(|e| config(format!("GET {}: {e}", redact(url))))?;
+        Ok(Page {
+            url: response.url,
+            records,
+            body: response.body,
+            headers: response.headers,
+        })
+    }
+
+    /// The total record count the first page announces (page and offset styles with
+    /// `total_path`).
+    async fn announced_total(
+        &self,
+        t: &ApiTable,
+        since: Option<&str>,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let total_path = match &t.def.pagination {
+            Pagination::Page { total_path, .. } | Pagination::Offset { total_path, .. } => {
+                total_path.as_deref()
+            }
+            _ => None,
+        };
+        let Some(path) = total_path else {
+            return Ok(None);
+        };
+        let pager = Pager::new(
+            Self::url_since(t, since),
+            &t.def.pagination,
+            Pager::start(&t.def.pagination),
+            None,
+        );
+        let Some(url) = pager.next_url().cloned() else {
+            return Ok(None);
+        };
+        let page = self.page(t, &url).await?;
+        match at_path(&page.body, path).and_then(Value::as_u64) {
+            Some(n) => Ok(Some(n)),
+            None => Err(config(format!(
+                "GET {}: no record count (a non-negative integer) at total_path `{path}`",
+                redact(&url)
+            ))),
+        }
+    }
+
+    /// Chunks of `table`, reading only records after `since` when it is set.
+    pub async fn plan_since(
+        &self,
+        table: &Table,
+        chunk_rows: u64,
+        since: Option<String>,
+    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
+        let t = self.table(&table.name)?;
+        let start = Pager::start(&t.def.pagination);
+        let chunk = |lo: u64, hi: Option<u64>, rows: u64| ChunkSpec {
+            id: format!("{}@{lo}", t.def.name),
+            range: ChunkRange::HttpPages {
+                lo,
+                hi,
+                since: since.clone(),
+            },
+            estimated_rows: rows,
+        };
+        let total = self.announced_total(t, since.as_deref()).await?;
+        let chunks = match (&t.def.pagination, total) {
+            (Pagination::Page { size, .. }, Some(total)) => {
+                let pages_per_chunk = (chunk_rows / size).max(1);
+                let pages = total.div_ceil(*size).max(1);
+                let n = pages.div_ceil(pages_per_chunk);
+                (0..n)
+                    .map(|i| {
+                        let lo = start + i * pages_per_chunk;
+                        let last = i + 1 == n;
+                        let rows = if last {
+                            total - (i * pages_per_chunk * size).min(total)
+                        } else {
+                            pages_per_chunk * size
+                        };
+                        // The last chunk reads on to an empty page: records added since the
+                        // count are not lost.
+                        chunk(lo, (!last).then_some(lo + pages_per_chunk), rows)
+                    })
+                    .collect()
+            }
+            (Pagination::Offset { size, .. }, Some(total)) => {
+                let per_chunk = (chunk_rows / size).max(1) * size;
+                let n = total.div_ceil(per_chunk).max(1);
+                (0..n)
+                    .map(|i| {
+                        let lo = i * per_chunk;
+                        let last = i + 1 == n;
+                        let rows = if last {
+                            total - lo.min(total)
+                        } else {
+                            per_chunk
+                        };
+                        chunk(lo, (!last).then_some(lo + per_chunk), rows)
+                    })
+                    .collect()
+            }
+            _ => vec![chunk(start, None, table.row_estimate)],
+        };
+        lock(&self.planned).insert(
+            t.def.name.clone(),
+            chunks.iter().map(|c: &ChunkSpec| c.id.clone()).collect(),
+        );
+        Ok(chunks)
+    }
+
+    /// Reads the first pages into a table definition.
+    async fn infer(&self, t: &ApiTable) -> Result<Table, ConnectorError> {
+        let mut pager = Pager::new(
+            t.url.clone(),
+            &t.def.pagination,
+            Pager::start(&t.def.pagination),
+            None,
+        );
+        let mut fields: Vec<(String, FieldKind)> = Vec::new();
+        let mut sampled = 0usize;
+        while sampled < self.sample_records {
+            let Some(url) = pager.next_url().cloned() else {
+                break;
+            };
+            let page = self.page(t, &url).await?;
+            for r in page.records.iter().take(pager.keep(page.records.len())) {
+                let Value::Object(m) = r else { continue }; // the load rejects it
+                for (k, v) in m {
+                    let kind = FieldKind::of(v);
+                    match fields.iter_mut().find(|f| &f.0 == k) {
+                        Some(f) => f.1 = f.1.widen(kind),
+                        None => fields.push((k.clone(), kind)),
+                    }
+                }
+                sampled += 1;
+            }
+            pager.advance(&page.url, &page.body, &page.headers, page.records.len())?;
+        }
+        for (name, _) in &t.pinned {
+            if !fields.iter().any(|f| &f.0 == name) {
+                fields.push((name.clone(), FieldKind::Text(Kind::Unknown)));
+            }
+        }
+        let key = t.def.key.clone();
+        if let Some(k) = &key
+            && !fields.iter().any(|f| &f.0 == k)
+        {
+            return Err(config(format!(
+                "source.http table `{}`: the key field `{k}` is in none of the {sampled} sampled records",
+                t.def.name
+            )));
+        }
+        // The key first, then the fields by name (JSON objects carry no column order).
+        fields.sort_by(|a, b| {
+            (Some(&a.0) != key.as_ref(), &a.0).cmp(&(Some(&b.0) != key.as_ref(), &b.0))
+        });
+        if fields.is_empty() {
+            return Err(config(format!(
+                "source.http table `{}`: no record to infer columns from; pin them with columns",
+                t.def.name
+            )));
+        }
+        let columns = fields
+            .into_iter()
+            .map(|(name, kind)| {
+                let logical = t
+                    .pinned
+                    .iter()
+                    .find(|p| p.0 == name)
+                    .map_or_else(|| kind.logical(), |p| p.1.clone());
+                Column {
+                    // A later page may leave out any field but the key.
+                    nullable: Some(&name) != key.as_ref(),
+                    native_type: logical.to_string(),
+                    logical: Some(logical),
+                    name,
+                    default: None,
+                    auto_increment: false,
+                    generated: false,
+                }
+            })
+            .collect();
+        Ok(Table {
+            name: TableName::new(None, &t.def.name),
+            columns,
+            primary_key: key.into_iter().collect(),
+            unique_keys: vec![],
+            indexes: vec![],
+            foreign_keys: vec![],
+            checks: vec![],
+            row_estimate: sampled as u64,
+            size_bytes: 0,
+            next_auto_increment: None,
+        })
+    }
+
+    /// The first-run value of the incremental parameter.
+    pub fn initial_since(&self, table: &TableName) -> Option<String> {
+        self.table(table)
+            .ok()?
+            .def
+            .incremental
+            .as_ref()?
+            .initial
+            .clone()
+    }
+}
+
+/// One response's records, with what pagination reads from it.
+struct Page {
+    url: Url,
+    records: Vec<Value>,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+#[async_trait]
+impl Source for HttpSource {
+    fn dialect(&self) -> Dialect {
+        Dialect::Http
+    }
+
+    async fn introspect(&self, _schemas: &[String]) -> Result<Catalog, ConnectorError> {
+        let mut catalog = Catalog {
+            server_version: format!("HTTP JSON API ({} tables)", self.tables.len()),
+            ..Catalog::default()
+        };
+        for t in &self.tables {
+            catalog.tables.push(self.infer(t).await?);
+        }
+        Ok(catalog)
+    }
+
+    async fn plan_chunks(
+        &self,
+        table: &Table,
+        chunk_rows: u64,
+    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
+        let since = self.initial_since(&table.name);
+        self.plan_since(table, chunk_rows, since).await
+    }
+
+    fn incremental_field(&self, table: &TableName) -> Option<String> {
+        let t = self.table(table).ok()?;
+        t.def.incremental.as_ref().map(|i| i.field.clone())
+    }
+
+    async fn plan_chunks_since(
+        &self,
+        table: &Table,
+        chunk_rows: u64,
+        watermark: Option<String>,
+    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
+        let since = watermark.or_else(|| self.initial_since(&table.name));
+        self.plan_since(table, chunk_rows, since).await
+    }
+
+    async fn read_chunk(
+        &self,
+        request: &ReadRequest,
+        tx: mpsc::Sender<RecordBatch>,
+    ) -> Result<u64, ConnectorError> {
+        let t = self.table(&request.table)?.clone();
+        let ChunkRange::HttpPages { lo, hi, since } = &request.chunk.range else {
+            return Err(config(format!(
+                "an API source reads page ranges, not {}",
+                request.chunk.range.describe()
+            )));
+        };
+        lock(&self.since).insert(t.def.name.clone(), since.clone());
+        let mut pager = Pager::new(
+            Self::url_since(&t, since.as_deref()),
+            &t.def.pagination,
+            *lo,
+            *hi,
+        );
+        let internal = |e: arrow_schema::ArrowError| ConnectorError::Internal(e.to_string());
+        let mut builder = BatchBuilder::new(request.schema.clone(), request.batch_rows.max(1))
+            .map_err(internal)?;
+        let (mut rows, mut records) = (0u64, 0u64);
+        while let Some(url) = pager.next_url().cloned() {
+            let page = self.page(&t, &url).await?;
+            let (received, keep) = (page.records.len(), pager.keep(page.records.len()));
+            records += keep as u64;
+            // Turning JSON into columns is CPU work: off the async workers, one page at a time.
+            let (b, sent, batches) = {
+                let request = request.clone();
+                let records = page.records;
+                let page_url = redact(&page.url);
+                tokio::task::spawn_blocking(move || {
+                    let mut b = builder;
+                    let r = convert_page(&mut b, &request, &records[..keep], &page_url);
+                    (b, r.0, r.1)
+                })
+                .await?
+            };
+            builder = b;
+            rows += sent;
+            for batch in batches? {
+                tx.send(batch)
+                    .await
+                    .map_err(|_| ConnectorError::ChannelClosed)?;
+            }
+            pager.advance(&page.url, &page.body, &page.headers, received)?;
+        }
+        if !builder.is_empty() {
+            let batch = builder.finish().map_err(internal)?;
+            tx.send(batch)
+                .await
+                .map_err(|_| ConnectorError::ChannelClosed)?;
+        }
+        lock(&self.served)
+            .entry(t.def.name.clone())
+            .or_default()
+            .insert(request.chunk.id.clone(), records);
+        Ok(rows)
+    }
+
+    async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
+        // The records this process read, when it read every chunk of the table: counting
+        // again would walk the whole API a second time.
+        let planned = lock(&self.planned).get(&table.name).cloned();
+        if let (Some(ids), Some(served)) = (planned, lock(&self.served).get(&table.name)) {
+            if ids.iter().all(|id| served.contains_key(id)) {
+                return Ok(ids.iter().map(|id| served[id]).sum());
+            }
+        }
+        // A resumed job read some chunks in an earlier process: walk the API and count.
+        let t = self.table(table)?;
+        let since = lock(&self.since).get(&table.name).cloned().flatten();
+        let since = since.or_else(|| self.initial_since(table));
+        let start = Pager::start(&t.def.pagination);
+        let mut pager = Pager::new(
+            Self::url_since(t, since.as_deref()),
+            &t.def.pagination,
+            start,
+            None,
+        );
+        let mut n = 0u64;
+        while let Some(url) = pager.next_url().cloned() {
+            let page = self.page(t, &url).await?;
+            n += page.records.len() as u64;
+            pager.advance(&page.url, &page.body, &page.headers, page.records.len())?;
+        }
+        Ok(n)
+    }
+}
+
+/// Appends a page's records to `b`; returns rows appended and the batches that filled up.
+fn convert_page(
+    b: &mut BatchBuilder,
+    request: &ReadRequest,
+    records: &[Value],
+    page_url: &str,
+) -> (u64, Result<Vec<RecordBatch>, ConnectorError>) {
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    let columns = &request.columns;
+    let nullable: Vec<bool> = request
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.is_nullable())
+        .collect();
+    for (index, record) in records.iter().enumerate() {
+        let reject = |rule: String, reason: String| Reject {
+            location: format!("{page_url} #{index}"),
+            rule,
+            reason,
+            record: record.to_string().chars().take(MAX_REJECT_CHARS).collect(),
+        };
+        let Value::Object(m) = record else {
+            request.rejects.push(reject(
+                "malformed_record".into(),
+                "the record is not a JSON object".into(),
+            ));
+            continue;
+        };
+        if let Some(extra) = m.keys().find(|k| !columns.iter().any(|c| &c.name == *k)) {
+            request.rejects.push(reject(
+                "unknown_field".into(),
+                format!(
+                    "field `{extra}` is not a column (the schema comes from the sampled records); declare it in the table's columns to load it"
+                ),
+            ));
+            continue;
+        }
+        let mut cells = Vec::with_capacity(columns.len());
+        let mut failed = None;
+        for (i, c) in columns.iter().enumerate() {
+            let v = m.get(&c.name).unwrap_or(&Value::Null);
+            if v.is_null() && !nullable[i] {
+                failed = Some((
+                    format!("not_null({})", c.name),
+                    format!("{} is missing or null, but the column is NOT NULL", c.name),
+                ));
+                break;
+            }
+            match cell(v, &c.logical) {
+                Ok(x) => cells.push(x),
+                Err(e) => {
+                    failed = Some((
+                        format!("bad_value({})", c.name),
+                        format!("{} ({}): {e}", c.name, c.logical),
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some((rule, reason)) = failed {
+            request.rejects.push(reject(rule, reason));
+            continue;
+        }
+        for (i, x) in cells.into_iter().enumerate() {
+            if let Err(e) = append(b.column(i), x) {
+                return (rows, Err(ConnectorError::Internal(e)));
+            }
+        }
+        b.end_row();
+        rows += 1;
+        if b.is_full() {
+            match b.finish() {
+                Ok(batch) => batches.push(batch),
+                Err(e) => return (rows, Err(ConnectorError::Internal(e.to_string()))),
+            }
+        }
+    }
+    (rows, Ok(batches))
+}
