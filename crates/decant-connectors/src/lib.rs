@@ -19,7 +19,7 @@ pub mod testkit;
 pub mod traits;
 
 pub use error::ConnectorError;
-pub use registry::{connect_plan_source, connect_source, connect_source_with, connect_target};
+pub use registry::{connect_source, connect_source_with, connect_target};
 pub use traits::{
     ChunkMarker, ChunkReceiver, ChunkSender, DdlSet, HazardBound, HazardCheck, HazardCount,
     InPlaceDigest, KeyBuckets, ReadColumn, ReadRequest, Source, Target, TargetColumn, TargetTable,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use decant_core::files::CsvOptions;
 use decant_core::plan::SourceConfig;
 use decant_core::{ConnectionUrl, Dialect};
 
@@ -15,25 +14,18 @@ pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, Conn
     connect_source_with(url, None).await
 }
 
-/// Opens the source of a plan: `url` (the plan's, resolved) with its `[source.csv]` or
-/// `[source.http]` section.
-pub async fn connect_plan_source(
-    url: &ConnectionUrl,
-    config: &SourceConfig,
-) -> Result<Arc<dyn Source>, ConnectorError> {
-    match url.dialect() {
-        Dialect::Http => Ok(Arc::new(http::HttpSource::open(url, config.http.as_ref())?)),
-        _ => connect_source_with(url, config.csv.as_ref()).await,
-    }
-}
-
-/// Opens a source for `url`; `csv` is the plan's `[source.csv]` section, for `file://` URLs.
+/// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv` options
+/// apply to `file://` URLs and `http` options to `http://` ones.
 pub async fn connect_source_with(
     url: &ConnectionUrl,
-    csv: Option<&CsvOptions>,
+    source: Option<&SourceConfig>,
 ) -> Result<Arc<dyn Source>, ConnectorError> {
+    let csv = source.and_then(|s| s.csv.as_ref());
     Ok(match url.dialect() {
-        Dialect::Http => Arc::new(http::HttpSource::open(url, None)?),
+        Dialect::Http => Arc::new(http::HttpSource::open(
+            url,
+            source.and_then(|s| s.http.as_ref()),
+        )?),
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),

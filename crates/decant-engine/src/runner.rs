@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use decant_connectors::{
-    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_plan_source,
+    ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source_with,
     connect_target,
 };
 use decant_core::plan::{IfExists, Plan};
@@ -175,7 +175,7 @@ pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, E
             job.state.as_str()
         )]));
     }
-    let source = connect_plan_source(&plan.source_url()?, &plan.source).await?;
+    let source = connect_source_with(&plan.source_url()?, Some(&plan.source)).await?;
     let target = connect_target(&plan.target_url()?).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
@@ -257,7 +257,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");
-    let source = connect_plan_source(&source_url, &plan.source).await?;
+    let source = connect_source_with(&source_url, Some(&plan.source)).await?;
     let target = connect_target(&target_url).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;

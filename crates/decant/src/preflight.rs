@@ -3,14 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use decant_connectors::{connect_plan_source, connect_target};
+use decant_connectors::{connect_source_with, connect_target};
 use decant_core::plan::Plan;
 use decant_engine::{build_plan, preflight as scan};
 
 /// Exit 0 when clean, 1 when a hazard has no policy (the run would refuse), 2 on errors.
 pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let plan = Plan::from_file(path)?;
-    let source = connect_plan_source(&plan.source_url()?, &plan.source).await?;
+    let source = connect_source_with(&plan.source_url()?, Some(&plan.source)).await?;
     let target = connect_target(&plan.target_url()?).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job = build_plan(&plan, &catalog, source.dialect(), target.as_ref())?;

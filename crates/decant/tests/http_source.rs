@@ -181,8 +181,8 @@ async fn rows(d: &tokio_postgres::Client, sql: &str) -> Vec<String> {
 fn expected_users(ids: impl Iterator<Item = u64>) -> Vec<String> {
     ids.map(|i| {
         format!(
-            "{i}|user {i}|{}|{}|{{\"city\": \"city {}\"}}|[\"t\", {i}]|2024-01-01 00:00:{i:02}+00",
-            i as f64 * 1.5,
+            "{i}|user {i}|{}|{}|{{\"city\": \"city {}\"}}|[\"t\", {i}]|2024-01-01 00:00:{i:02}",
+            json!(i as f64 * 1.5), // the API's text of the number: `3.0`, not `3`
             if i % 2 == 0 { "t" } else { "f" },
             i % 3
         )
@@ -190,7 +190,9 @@ fn expected_users(ids: impl Iterator<Item = u64>) -> Vec<String> {
     .collect()
 }
 
-const USER_ROW: &str = "concat_ws('|', id, name, score, active, address, tags, updated_at)";
+/// Timestamps in UTC whatever the server's time zone.
+const USER_ROW: &str =
+    "concat_ws('|', id, name, score, active, address, tags, updated_at AT TIME ZONE 'UTC')";
 
 #[tokio::test]
 async fn every_pagination_style_loads_every_record_once() {
@@ -244,10 +246,10 @@ pagination = { style = "link" }
         [
             "id integer",
             "active boolean",
-            "address json",
+            "address jsonb",
             "name text",
             "score numeric",
-            "tags json",
+            "tags jsonb",
             "updated_at timestamp(6) with time zone"
         ]
     );
@@ -484,17 +486,17 @@ incremental = { field = "updated_at", param = "updated_since" }
     assert_eq!(
         rows(
             &d,
-            "SELECT concat_ws('|', id, name, updated_at) FROM changes ORDER BY updated_at, id"
+            "SELECT concat_ws('|', id, name, updated_at AT TIME ZONE 'UTC') FROM changes ORDER BY updated_at, id"
         )
         .await,
         [
-            "1|user 1|2024-01-01 00:00:01+00",
-            "2|user 2|2024-01-01 00:00:02+00",
-            "3|user 3|2024-01-01 00:00:03+00",
-            "4|user 4|2024-01-01 00:00:04+00",
-            "5|user 5|2024-01-01 00:00:05+00",
-            "6|user 6|2024-01-01 00:00:06+00",
-            "2|user 2, renamed|2024-01-01 00:00:07+00",
+            "1|user 1|2024-01-01 00:00:01",
+            "2|user 2|2024-01-01 00:00:02",
+            "3|user 3|2024-01-01 00:00:03",
+            "4|user 4|2024-01-01 00:00:04",
+            "5|user 5|2024-01-01 00:00:05",
+            "6|user 6|2024-01-01 00:00:06",
+            "2|user 2, renamed|2024-01-01 00:00:07",
         ],
         "append keeps the earlier version of a changed record (an upsert load would replace it)"
     );

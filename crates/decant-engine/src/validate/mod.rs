@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use decant_connectors::{connect_plan_source, connect_source, connect_target};
+use decant_connectors::{connect_source, connect_source_with, connect_target};
 use decant_core::plan::Plan;
 
 pub use inrun::{ChunkHasher, InRunDigests};
@@ -147,7 +147,7 @@ async fn validate_inner(
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
     let (source, target, target_writer) = tokio::try_join!(
-        connect_plan_source(&source_url, &plan.source),
+        connect_source_with(&source_url, Some(&plan.source)),
         connect_source(&target_url),
         connect_target(&target_url)
     )?;
