@@ -30,7 +30,7 @@ fn user(i: u64) -> Value {
         "id": i,
         "name": format!("user {i}"),
         "score": i as f64 * 1.5,
-        "active": i % 2 == 0,
+        "active": i.is_multiple_of(2),
         "address": {"city": format!("city {}", i % 3)},
         "tags": ["t", i],
         "updated_at": format!("2024-01-01T00:00:{i:02}Z"),
@@ -183,7 +183,7 @@ fn expected_users(ids: impl Iterator<Item = u64>) -> Vec<String> {
         format!(
             "{i}|user {i}|{}|{}|{{\"city\": \"city {}\"}}|[\"t\", {i}]|2024-01-01 00:00:{i:02}",
             json!(i as f64 * 1.5), // the API's text of the number: `3.0`, not `3`
-            if i % 2 == 0 { "t" } else { "f" },
+            if i.is_multiple_of(2) { "t" } else { "f" },
             i % 3
         )
     })

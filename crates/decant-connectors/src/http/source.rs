@@ -487,10 +487,10 @@ impl Source for HttpSource {
         // The records this process read, when it read every chunk of the table: counting
         // again would walk the whole API a second time.
         let planned = lock(&self.planned).get(&table.name).cloned();
-        if let (Some(ids), Some(served)) = (planned, lock(&self.served).get(&table.name)) {
-            if ids.iter().all(|id| served.contains_key(id)) {
-                return Ok(ids.iter().map(|id| served[id]).sum());
-            }
+        if let (Some(ids), Some(served)) = (planned, lock(&self.served).get(&table.name))
+            && ids.iter().all(|id| served.contains_key(id))
+        {
+            return Ok(ids.iter().map(|id| served[id]).sum());
         }
         // A resumed job read some chunks in an earlier process: walk the API and count.
         let t = self.table(table)?;
