@@ -70,6 +70,13 @@ async fn users(
             Json(json!({"data": {"items": slice((page - 1) * per, per)}, "meta": {"total": all.len()}}))
                 .into_response()
         }
+        "slow" => {
+            // Pages as "page", a little slow, so that a test can kill the load between chunks.
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            let (page, per) = (param(&q, "page", 1), param(&q, "per_page", 10));
+            Json(json!({"data": {"items": slice((page - 1) * per, per)}, "meta": {"total": all.len()}}))
+                .into_response()
+        }
         "offset" => {
             let (offset, limit) = (param(&q, "offset", 0), param(&q, "limit", 10));
             Json(json!({"results": slice(offset, limit)})).into_response()
@@ -224,6 +231,16 @@ path = "/link/users"
 key = "id"
 pagination = { style = "link" }
 "#;
+    // Without a plan, an endpoint whose body is the records array (its first page here).
+    let out = decant(&w, &["inspect", &format!("{base}/link/users")], &[]).await;
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("HTTP JSON API"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("address") && l.contains("json")),
+        "{text}"
+    );
     let p = plan(&w, &base, &dst.url, "[load]\nchunk_rows = 10\n", tables);
     let out = decant(&w, &["run", "-q", &p], &[]).await;
     assert_success(&out);
@@ -499,5 +516,63 @@ incremental = { field = "updated_at", param = "updated_since" }
             "2|user 2, renamed|2024-01-01 00:00:07",
         ],
         "append keeps the earlier version of a changed record (an upsert load would replace it)"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_api_load_resumes_with_every_record_once() {
+    use std::time::Duration;
+    let (_api, base) = serve(40).await;
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let tables = r#"
+sample_records = 5
+[[source.http.tables]]
+name = "slow"
+path = "/slow/users"
+records = "data.items"
+key = "id"
+pagination = { style = "page", size = 5, total_path = "meta.total" }
+"#;
+    // 8 pages of 5, two pages per chunk: 4 chunks, loaded one after the other.
+    let p = plan(
+        &w,
+        &base,
+        &dst.url,
+        "[load]\nchunk_rows = 10\nparallelism = 1\n[policies]\nscan = \"off\"\n",
+        tables,
+    );
+    let mut child = w.command(&["run", "-q", &p]).spawn().unwrap();
+    let d = dst.client().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("decant ended ({status}) before it could be killed: make the API slower");
+        }
+        let n: i64 = d
+            .query_one("SELECT count(*) FROM _decant_chunks", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if n >= 1 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "no chunk committed in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = rows(&d, "SELECT chunk_id FROM _decant_chunks ORDER BY chunk_id").await;
+    assert!(before.len() < 4, "killed before the end: {before:?}");
+    let out = decant(&w, &["run", "-q", &p], &[]).await;
+    assert_success(&out);
+    assert_eq!(
+        rows(&d, &format!("SELECT {USER_ROW} FROM slow ORDER BY id")).await,
+        expected_users(1..=40),
+        "every record once after the resume"
+    );
+    assert_eq!(
+        rows(&d, "SELECT chunk_id FROM _decant_chunks ORDER BY chunk_id").await,
+        ["slow@1", "slow@3", "slow@5", "slow@7"]
     );
 }

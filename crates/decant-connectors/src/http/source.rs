@@ -594,3 +594,51 @@ fn convert_page(
     }
     (rows, Ok(batches))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use decant_core::http::HttpTable;
+
+    fn table(name: &str, path: &str) -> HttpTable {
+        HttpTable {
+            name: name.into(),
+            path: path.into(),
+            records: String::new(),
+            key: None,
+            pagination: Pagination::None,
+            params: [("status".to_string(), "all".to_string())].into(),
+            columns: Default::default(),
+            incremental: None,
+        }
+    }
+
+    #[test]
+    fn tables_join_the_base_url_and_refuse_what_cannot_work() {
+        let url = ConnectionUrl::parse("http://api.local:8080/v2/").unwrap();
+        let o = HttpOptions {
+            tables: vec![table("users", "/users"), table("other", "http://x.local/o")],
+            ..Default::default()
+        };
+        let s = HttpSource::open(&url, Some(&o)).unwrap();
+        assert_eq!(
+            s.tables[0].url.as_str(),
+            "http://api.local:8080/v2/users?status=all"
+        );
+        assert_eq!(s.tables[1].url.as_str(), "http://x.local/o?status=all");
+        let plain =
+            HttpSource::open(&ConnectionUrl::parse("http://h/api/items").unwrap(), None).unwrap();
+        assert_eq!(plain.tables[0].def.name, "items");
+
+        let tls = ConnectionUrl::parse("https://api.local/v2").unwrap();
+        let err = HttpSource::open(&tls, Some(&o)).err().unwrap().to_string();
+        assert!(err.contains("plain http://"), "{err}");
+        let mut pinned = table("t", "/t");
+        pinned.columns.insert("shape".into(), "geometry".into());
+        let bad = HttpOptions {
+            tables: vec![pinned],
+            ..Default::default()
+        };
+        assert!(HttpSource::open(&url, Some(&bad)).is_err());
+    }
+}
