@@ -77,6 +77,10 @@ async fn users(
             Json(json!({"data": {"items": slice((page - 1) * per, per)}, "meta": {"total": all.len()}}))
                 .into_response()
         }
+        "hanging" => {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            Json(Value::Array(all)).into_response()
+        }
         "offset" => {
             let (offset, limit) = (param(&q, "offset", 0), param(&q, "limit", 10));
             Json(json!({"results": slice(offset, limit)})).into_response()
@@ -575,4 +579,36 @@ pagination = { style = "page", size = 5, total_path = "meta.total" }
         rows(&d, "SELECT chunk_id FROM _decant_chunks ORDER BY chunk_id").await,
         ["slow@1", "slow@3", "slow@5", "slow@7"]
     );
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_its_timeout_is_retried_then_fails_the_run() {
+    let (api, base) = serve(2).await;
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let tables = r#"
+timeout = "300ms"
+retries = 1
+backoff = "10ms"
+[[source.http.tables]]
+name = "hanging"
+path = "/hanging/users"
+"#;
+    let p = plan(&w, &base, &dst.url, "", tables);
+    let started = Instant::now();
+    let out = decant(&w, &["run", "-q", &p], &[]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("timed out") && err.contains("gave up after 2 attempts"),
+        "{err}"
+    );
+    // Without the timeout, the two attempts would each wait the API's 3 s.
+    assert!(
+        started.elapsed().as_secs() < 6,
+        "the timeout cut the waits short: {:?}",
+        started.elapsed()
+    );
+    let asked = api.log.lock().unwrap().len();
+    assert_eq!(asked, 2, "one request and one retry");
 }
