@@ -422,18 +422,20 @@ key = "id"
 pagination = { style = "page", size = 4 }
 columns = { id = "int64" }
 "#;
-    let p = plan(
-        &w,
-        &base,
-        &dst.url,
-        "[load]\nmax_rejects = 10\n[policies]\nscan = \"off\"\n",
-        tables,
-    );
+    // A skipped column's field is known, not an unknown field: those records load.
+    let extra = "[load]\nmax_rejects = 10\n[policies]\nscan = \"off\"\n\
+                 [tables.bad.columns.tags]\nskip = true\n";
+    let p = plan(&w, &base, &dst.url, extra, tables);
     assert_success(&decant(&w, &["run", "-q", &p], &[]).await);
     let d = dst.client().await;
     assert_eq!(
-        rows(&d, "SELECT id::text FROM bad ORDER BY id").await,
-        ["1", "3"]
+        rows(&d, "SELECT id || '|' || name FROM bad ORDER BY id").await,
+        ["1|user 1", "3|user 3"]
+    );
+    let tags = "SELECT attname::text FROM pg_attribute WHERE attrelid = 'bad'::regclass AND attname = 'tags'";
+    assert!(
+        rows(&d, tags).await.is_empty(),
+        "the skipped column is not created"
     );
     let conn = rusqlite::Connection::open(w.state()).unwrap();
     let mut stmt = conn

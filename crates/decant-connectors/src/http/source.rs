@@ -2,7 +2,7 @@
 //! pages, chunks as page ranges, and reads that stream page after page into Arrow batches,
 //! quarantining records that do not fit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
@@ -46,6 +46,9 @@ pub struct HttpSource {
     planned: Mutex<HashMap<String, Vec<String>>>,
     /// The incremental watermark of each table's chunks read in this process.
     since: Mutex<HashMap<String, Option<String>>>,
+    /// Every column of each table as introspected: a field among them is known even when the
+    /// plan skips its column (only a field outside them is a reject).
+    layouts: Mutex<HashMap<String, Arc<HashSet<String>>>>,
 }
 
 fn config(m: String) -> ConnectorError {
@@ -145,6 +148,7 @@ impl HttpSource {
             served: Mutex::new(HashMap::new()),
             planned: Mutex::new(HashMap::new()),
             since: Mutex::new(HashMap::new()),
+            layouts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -327,6 +331,10 @@ impl HttpSource {
                 t.def.name
             )));
         }
+        lock(&self.layouts).insert(
+            t.def.name.clone(),
+            Arc::new(fields.iter().map(|f| f.0.clone()).collect()),
+        );
         let columns = fields
             .into_iter()
             .map(|(name, kind)| {
@@ -435,6 +443,10 @@ impl Source for HttpSource {
             )));
         };
         lock(&self.since).insert(t.def.name.clone(), since.clone());
+        let known = lock(&self.layouts)
+            .get(&t.def.name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(request.columns.iter().map(|c| c.name.clone()).collect()));
         let mut pager = Pager::new(
             Self::url_since(&t, since.as_deref()),
             &t.def.pagination,
@@ -454,9 +466,10 @@ impl Source for HttpSource {
                 let request = request.clone();
                 let records = page.records;
                 let page_url = redact(&page.url);
+                let known = known.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut b = builder;
-                    let r = convert_page(&mut b, &request, &records[..keep], &page_url);
+                    let r = convert_page(&mut b, &request, &known, &records[..keep], &page_url);
                     (b, r.0, r.1)
                 })
                 .await?
@@ -517,6 +530,7 @@ impl Source for HttpSource {
 fn convert_page(
     b: &mut BatchBuilder,
     request: &ReadRequest,
+    known: &HashSet<String>,
     records: &[Value],
     page_url: &str,
 ) -> (u64, Result<Vec<RecordBatch>, ConnectorError>) {
@@ -543,7 +557,12 @@ fn convert_page(
             ));
             continue;
         };
-        if let Some(extra) = m.keys().find(|k| !columns.iter().any(|c| &c.name == *k)) {
+        // A null carries no value to lose; any other field outside the table is a reject.
+        if let Some(extra) = m
+            .iter()
+            .find(|(k, v)| !v.is_null() && !known.contains(*k))
+            .map(|(k, _)| k)
+        {
             request.rejects.push(reject(
                 "unknown_field".into(),
                 format!(
