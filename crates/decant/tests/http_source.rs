@@ -475,7 +475,7 @@ async fn a_second_run_reads_only_records_changed_since_the_first() {
 [[source.http.tables]]
 name = "changes"
 path = "/changes/users"
-incremental = { field = "updated_at", param = "updated_since" }
+incremental = { field = "updated_at", param = "updated_since", initial = "2024-01-01T00:00:01Z" }
 "#;
     let p = plan(&w, &base, &dst.url, "", tables);
     assert_success(&decant(&w, &["run", "-q", &p], &[]).await);
@@ -502,8 +502,9 @@ incremental = { field = "updated_at", param = "updated_since" }
         .map(|l| l.0.clone())
         .collect();
     assert!(
-        log.contains(&"changes?updated_since=2024-01-01T00:00:04Z".to_string()),
-        "the second run asks after the target's highest updated_at: {log:?}"
+        log.contains(&"changes?updated_since=2024-01-01T00:00:01Z".to_string())
+            && log.contains(&"changes?updated_since=2024-01-01T00:00:04Z".to_string()),
+        "the first run asks after `initial`, the second after the target's highest updated_at: {log:?}"
     );
     let d = dst.client().await;
     assert_eq!(
@@ -513,7 +514,6 @@ incremental = { field = "updated_at", param = "updated_since" }
         )
         .await,
         [
-            "1|user 1|2024-01-01 00:00:01",
             "2|user 2|2024-01-01 00:00:02",
             "3|user 3|2024-01-01 00:00:03",
             "4|user 4|2024-01-01 00:00:04",
