@@ -1,13 +1,21 @@
 //! JSON records of an API: dotted paths into a body, type inference from a sample (the CSV
-//! inference's widening, with objects and arrays kept as JSON columns), and one record's fields
-//! as cells of the columns' types. A value that does not fit is the caller's reject.
+//! inference's widening, with objects and arrays kept as JSON columns), and a page's records as
+//! rows of a batch, or rejects with their page, index and reason.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
-use decant_core::LogicalType;
+use arrow_array::RecordBatch;
+use decant_core::{LogicalType, Reject};
 use serde_json::Value;
 
-use crate::files::values::{Cell, Kind, ValueFormats, parse_cell};
+use crate::batch::BatchBuilder;
+use crate::error::ConnectorError;
+use crate::files::values::{Cell, Kind, ValueFormats, append, parse_cell};
+use crate::traits::ReadRequest;
+
+/// Characters of a record kept in the quarantine.
+const MAX_REJECT_CHARS: usize = 64 * 1024;
 
 /// The value at a dotted `path` (`data.items`, `meta.0.next`); the empty path is `v` itself.
 pub fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
@@ -118,6 +126,94 @@ pub fn cell<'a>(v: &'a Value, t: &LogicalType) -> Result<Cell<'a>, String> {
             parse_cell(Cow::Owned(v.to_string()), t, &formats)
         }
     }
+}
+
+/// Appends a page's records to `b`; returns rows appended and the batches that filled up.
+pub fn append_page(
+    b: &mut BatchBuilder,
+    request: &ReadRequest,
+    known: &HashSet<String>,
+    records: &[Value],
+    page_url: &str,
+) -> (u64, Result<Vec<RecordBatch>, ConnectorError>) {
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    let columns = &request.columns;
+    let nullable: Vec<bool> = request
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.is_nullable())
+        .collect();
+    for (index, record) in records.iter().enumerate() {
+        let reject = |rule: String, reason: String| Reject {
+            location: format!("{page_url} #{index}"),
+            rule,
+            reason,
+            record: record.to_string().chars().take(MAX_REJECT_CHARS).collect(),
+        };
+        let Value::Object(m) = record else {
+            request.rejects.push(reject(
+                "malformed_record".into(),
+                "the record is not a JSON object".into(),
+            ));
+            continue;
+        };
+        // A null carries no value to lose; any other field outside the table is a reject.
+        if let Some(extra) = m
+            .iter()
+            .find(|(k, v)| !v.is_null() && !known.contains(*k))
+            .map(|(k, _)| k)
+        {
+            request.rejects.push(reject(
+                "unknown_field".into(),
+                format!(
+                    "field `{extra}` is not a column (the schema comes from the sampled records); declare it in the table's columns to load it"
+                ),
+            ));
+            continue;
+        }
+        let mut cells = Vec::with_capacity(columns.len());
+        let mut failed = None;
+        for (i, c) in columns.iter().enumerate() {
+            let v = m.get(&c.name).unwrap_or(&Value::Null);
+            if v.is_null() && !nullable[i] {
+                failed = Some((
+                    format!("not_null({})", c.name),
+                    format!("{} is missing or null, but the column is NOT NULL", c.name),
+                ));
+                break;
+            }
+            match cell(v, &c.logical) {
+                Ok(x) => cells.push(x),
+                Err(e) => {
+                    failed = Some((
+                        format!("bad_value({})", c.name),
+                        format!("{} ({}): {e}", c.name, c.logical),
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some((rule, reason)) = failed {
+            request.rejects.push(reject(rule, reason));
+            continue;
+        }
+        for (i, x) in cells.into_iter().enumerate() {
+            if let Err(e) = append(b.column(i), x) {
+                return (rows, Err(ConnectorError::Internal(e)));
+            }
+        }
+        b.end_row();
+        rows += 1;
+        if b.is_full() {
+            match b.finish() {
+                Ok(batch) => batches.push(batch),
+                Err(e) => return (rows, Err(ConnectorError::Internal(e.to_string()))),
+            }
+        }
+    }
+    (rows, Ok(batches))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! do not fit, with the page URL and the record's index.
 
 mod client;
+mod introspect;
 mod json;
 mod paging;
 mod source;

@@ -9,37 +9,33 @@ use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use decant_core::http::{HttpOptions, HttpTable, Pagination};
 use decant_core::{
-    Catalog, ChunkRange, ChunkSpec, Column, ConnectionUrl, Dialect, LogicalType, Reject, Table,
-    TableName,
+    Catalog, ChunkRange, ChunkSpec, ConnectionUrl, Dialect, LogicalType, Table, TableName,
 };
 use reqwest::Url;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::client::{ApiClient, redact};
-use super::json::{FieldKind, at_path, cell, take_records};
+use super::json::{append_page, at_path, take_records};
 use super::paging::{Pager, with_params};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
-use crate::files::values::{Kind, append, supported};
+use crate::files::values::supported;
 use crate::traits::{ReadRequest, Source};
-
-/// Characters of a record kept in the quarantine.
-const MAX_REJECT_CHARS: usize = 64 * 1024;
 
 /// One table, checked: its URL and pinned types.
 #[derive(Debug, Clone)]
-struct ApiTable {
-    def: HttpTable,
-    url: Url,
-    pinned: Vec<(String, LogicalType)>,
+pub(super) struct ApiTable {
+    pub(super) def: HttpTable,
+    pub(super) url: Url,
+    pub(super) pinned: Vec<(String, LogicalType)>,
 }
 
 /// An HTTP JSON API as a source; see docs/http.md.
 pub struct HttpSource {
     tables: Vec<ApiTable>,
     client: Arc<ApiClient>,
-    sample_records: usize,
+    pub(super) sample_records: usize,
     /// Records served per table and chunk in this process, for `count_rows`.
     served: Mutex<HashMap<String, HashMap<String, u64>>>,
     /// Chunk ids planned per table in this process.
@@ -48,14 +44,14 @@ pub struct HttpSource {
     since: Mutex<HashMap<String, Option<String>>>,
     /// Every column of each table as introspected: a field among them is known even when the
     /// plan skips its column (only a field outside them is a reject).
-    layouts: Mutex<HashMap<String, Arc<HashSet<String>>>>,
+    pub(super) layouts: Mutex<HashMap<String, Arc<HashSet<String>>>>,
 }
 
-fn config(m: String) -> ConnectorError {
+pub(super) fn config(m: String) -> ConnectorError {
     ConnectorError::Config(m)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -168,7 +164,7 @@ impl HttpSource {
     }
 
     /// Fetches one page: its records (all of them; the pager decides how many to keep).
-    async fn page(&self, t: &ApiTable, url: &Url) -> Result<Page, ConnectorError> {
+    pub(super) async fn page(&self, t: &ApiTable, url: &Url) -> Result<Page, ConnectorError> {
         let mut response = self.client.get_json(url).await?;
         let records = take_records(&mut response.body, &t.def.records)
             .map_err(|e| config(format!("GET {}: {e}", redact(url))))?;
@@ -279,96 +275,6 @@ impl HttpSource {
         Ok(chunks)
     }
 
-    /// Reads the first pages into a table definition.
-    async fn infer(&self, t: &ApiTable) -> Result<Table, ConnectorError> {
-        let mut pager = Pager::new(
-            t.url.clone(),
-            &t.def.pagination,
-            Pager::start(&t.def.pagination),
-            None,
-        );
-        let mut fields: Vec<(String, FieldKind)> = Vec::new();
-        let mut sampled = 0usize;
-        while sampled < self.sample_records {
-            let Some(url) = pager.next_url().cloned() else {
-                break;
-            };
-            let page = self.page(t, &url).await?;
-            for r in page.records.iter().take(pager.keep(page.records.len())) {
-                let Value::Object(m) = r else { continue }; // the load rejects it
-                for (k, v) in m {
-                    let kind = FieldKind::of(v);
-                    match fields.iter_mut().find(|f| &f.0 == k) {
-                        Some(f) => f.1 = f.1.widen(kind),
-                        None => fields.push((k.clone(), kind)),
-                    }
-                }
-                sampled += 1;
-            }
-            pager.advance(&page.url, &page.body, &page.headers, page.records.len())?;
-        }
-        for (name, _) in &t.pinned {
-            if !fields.iter().any(|f| &f.0 == name) {
-                fields.push((name.clone(), FieldKind::Text(Kind::Unknown)));
-            }
-        }
-        let key = t.def.key.clone();
-        if let Some(k) = &key
-            && !fields.iter().any(|f| &f.0 == k)
-        {
-            return Err(config(format!(
-                "source.http table `{}`: the key field `{k}` is in none of the {sampled} sampled records",
-                t.def.name
-            )));
-        }
-        // The key first, then the fields by name (JSON objects carry no column order).
-        fields.sort_by(|a, b| {
-            (Some(&a.0) != key.as_ref(), &a.0).cmp(&(Some(&b.0) != key.as_ref(), &b.0))
-        });
-        if fields.is_empty() {
-            return Err(config(format!(
-                "source.http table `{}`: no record to infer columns from; pin them with columns",
-                t.def.name
-            )));
-        }
-        lock(&self.layouts).insert(
-            t.def.name.clone(),
-            Arc::new(fields.iter().map(|f| f.0.clone()).collect()),
-        );
-        let columns = fields
-            .into_iter()
-            .map(|(name, kind)| {
-                let logical = t
-                    .pinned
-                    .iter()
-                    .find(|p| p.0 == name)
-                    .map_or_else(|| kind.logical(), |p| p.1.clone());
-                Column {
-                    // A later page may leave out any field but the key.
-                    nullable: Some(&name) != key.as_ref(),
-                    native_type: logical.to_string(),
-                    logical: Some(logical),
-                    name,
-                    default: None,
-                    auto_increment: false,
-                    generated: false,
-                }
-            })
-            .collect();
-        Ok(Table {
-            name: TableName::new(None, &t.def.name),
-            columns,
-            primary_key: key.into_iter().collect(),
-            unique_keys: vec![],
-            indexes: vec![],
-            foreign_keys: vec![],
-            checks: vec![],
-            row_estimate: sampled as u64,
-            size_bytes: 0,
-            next_auto_increment: None,
-        })
-    }
-
     /// The first-run value of the incremental parameter.
     pub fn initial_since(&self, table: &TableName) -> Option<String> {
         self.table(table)
@@ -382,11 +288,11 @@ impl HttpSource {
 }
 
 /// One response's records, with what pagination reads from it.
-struct Page {
-    url: Url,
-    records: Vec<Value>,
-    body: Value,
-    headers: reqwest::header::HeaderMap,
+pub(super) struct Page {
+    pub(super) url: Url,
+    pub(super) records: Vec<Value>,
+    pub(super) body: Value,
+    pub(super) headers: reqwest::header::HeaderMap,
 }
 
 #[async_trait]
@@ -469,7 +375,7 @@ impl Source for HttpSource {
                 let known = known.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut b = builder;
-                    let r = convert_page(&mut b, &request, &known, &records[..keep], &page_url);
+                    let r = append_page(&mut b, &request, &known, &records[..keep], &page_url);
                     (b, r.0, r.1)
                 })
                 .await?
@@ -524,94 +430,6 @@ impl Source for HttpSource {
         }
         Ok(n)
     }
-}
-
-/// Appends a page's records to `b`; returns rows appended and the batches that filled up.
-fn convert_page(
-    b: &mut BatchBuilder,
-    request: &ReadRequest,
-    known: &HashSet<String>,
-    records: &[Value],
-    page_url: &str,
-) -> (u64, Result<Vec<RecordBatch>, ConnectorError>) {
-    let mut batches = Vec::new();
-    let mut rows = 0u64;
-    let columns = &request.columns;
-    let nullable: Vec<bool> = request
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.is_nullable())
-        .collect();
-    for (index, record) in records.iter().enumerate() {
-        let reject = |rule: String, reason: String| Reject {
-            location: format!("{page_url} #{index}"),
-            rule,
-            reason,
-            record: record.to_string().chars().take(MAX_REJECT_CHARS).collect(),
-        };
-        let Value::Object(m) = record else {
-            request.rejects.push(reject(
-                "malformed_record".into(),
-                "the record is not a JSON object".into(),
-            ));
-            continue;
-        };
-        // A null carries no value to lose; any other field outside the table is a reject.
-        if let Some(extra) = m
-            .iter()
-            .find(|(k, v)| !v.is_null() && !known.contains(*k))
-            .map(|(k, _)| k)
-        {
-            request.rejects.push(reject(
-                "unknown_field".into(),
-                format!(
-                    "field `{extra}` is not a column (the schema comes from the sampled records); declare it in the table's columns to load it"
-                ),
-            ));
-            continue;
-        }
-        let mut cells = Vec::with_capacity(columns.len());
-        let mut failed = None;
-        for (i, c) in columns.iter().enumerate() {
-            let v = m.get(&c.name).unwrap_or(&Value::Null);
-            if v.is_null() && !nullable[i] {
-                failed = Some((
-                    format!("not_null({})", c.name),
-                    format!("{} is missing or null, but the column is NOT NULL", c.name),
-                ));
-                break;
-            }
-            match cell(v, &c.logical) {
-                Ok(x) => cells.push(x),
-                Err(e) => {
-                    failed = Some((
-                        format!("bad_value({})", c.name),
-                        format!("{} ({}): {e}", c.name, c.logical),
-                    ));
-                    break;
-                }
-            }
-        }
-        if let Some((rule, reason)) = failed {
-            request.rejects.push(reject(rule, reason));
-            continue;
-        }
-        for (i, x) in cells.into_iter().enumerate() {
-            if let Err(e) = append(b.column(i), x) {
-                return (rows, Err(ConnectorError::Internal(e)));
-            }
-        }
-        b.end_row();
-        rows += 1;
-        if b.is_full() {
-            match b.finish() {
-                Ok(batch) => batches.push(batch),
-                Err(e) => return (rows, Err(ConnectorError::Internal(e.to_string()))),
-            }
-        }
-    }
-    (rows, Ok(batches))
 }
 
 #[cfg(test)]
