@@ -77,6 +77,17 @@ async fn users(
             Json(json!({"data": {"items": slice((page - 1) * per, per)}, "meta": {"total": all.len()}}))
                 .into_response()
         }
+        "moved" => {
+            // Same origin: /api/link/users; `elsewhere=1`: the same server named `localhost`,
+            // another origin.
+            let host = headers[header::HOST].to_str().unwrap().to_string();
+            let to = if q.contains_key("elsewhere") {
+                format!("http://{}/api/link/users", host.replace("127.0.0.1", "localhost"))
+            } else {
+                "/api/link/users".to_string()
+            };
+            (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
+        }
         "hanging" => {
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
             Json(Value::Array(all)).into_response()
@@ -613,4 +624,38 @@ path = "/hanging/users"
     );
     let asked = api.log.lock().unwrap().len();
     assert_eq!(asked, 2, "one request and one retry");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_on_the_same_origin_only() {
+    let (api, base) = serve(4).await;
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let tables = |params: &str| {
+        format!(
+            "auth = {{ kind = \"header\", name = \"X-Api-Key\", value_env = \"DECANT_TEST_API_KEY\" }}\n\
+             [[source.http.tables]]\nname = \"moved\"\npath = \"/moved/users\"\nkey = \"id\"\n{params}"
+        )
+    };
+    let key = [("DECANT_TEST_API_KEY", "k")];
+    let p = plan(&w, &base, &dst.url, "", &tables(""));
+    assert_success(&decant(&w, &["run", "-q", &p], &key).await);
+    let d = dst.client().await;
+    assert_eq!(
+        rows(&d, &format!("SELECT {USER_ROW} FROM moved ORDER BY id")).await,
+        expected_users(1..=4)
+    );
+    let p = plan(
+        &w,
+        &base,
+        &dst.url,
+        "[load]\nif_exists = \"drop\"\n",
+        &tables("params = { elsewhere = \"1\" }\n"),
+    );
+    let out = decant(&w, &["run", "-q", &p], &key).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("302") && err.contains("another host"), "{err}");
+    let followed = api.log.lock().unwrap().iter().filter(|l| l.0.starts_with("link?")).count();
+    assert!(followed >= 1, "the same-origin redirect was followed");
 }

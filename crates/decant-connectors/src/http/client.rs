@@ -90,6 +90,7 @@ impl ApiClient {
             .timeout(duration(&o.timeout)?)
             .connect_timeout(duration(&o.connect_timeout)?)
             .user_agent(concat!("decant/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| config(format!("source.http: cannot build the HTTP client: {e}")))?;
         Ok(ApiClient {
@@ -160,6 +161,9 @@ impl ApiClient {
                     ": check source.http.auth and the environment variable it names"
                 }
                 StatusCode::NOT_FOUND => ": check the table's path",
+                s if s.is_redirection() => {
+                    ": a redirect to another host is not followed (the credentials would go along); use the final URL"
+                }
                 _ => "",
             };
             return Err(Attempt::Fail(config(format!(
@@ -199,6 +203,22 @@ impl ApiClient {
             self.max_body
         )))
     }
+}
+
+/// Follows redirects on the same origin only: a custom auth header would otherwise travel to
+/// whatever host a redirect names.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same || attempt.previous().len() > 10 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// How one attempt failed.
