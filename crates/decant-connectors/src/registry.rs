@@ -14,13 +14,14 @@ pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, Conn
     connect_source_with(url, None).await
 }
 
-/// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv` options
-/// apply to `file://` URLs and `http` options to `http://` ones.
+/// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv` and `json`
+/// options apply to `file://` URLs and `http` options to `http://` ones.
 pub async fn connect_source_with(
     url: &ConnectionUrl,
     source: Option<&SourceConfig>,
 ) -> Result<Arc<dyn Source>, ConnectorError> {
     let csv = source.and_then(|s| s.csv.as_ref());
+    let json = source.and_then(|s| s.json.as_ref());
     Ok(match url.dialect() {
         Dialect::Http => Arc::new(http::HttpSource::open(
             url,
@@ -29,17 +30,20 @@ pub async fn connect_source_with(
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
-        Dialect::File
-            if url
-                .file_path()
-                .is_some_and(|(p, _)| files::is_parquet_path(p)) =>
-        {
-            Arc::new(files::ParquetSource::open(
-                url,
-                csv.and_then(|c| c.table.as_deref()),
-            )?)
+        Dialect::File => {
+            let path = url.file_path().map_or("", |(p, _)| p);
+            if files::is_parquet_path(path) {
+                let table = csv
+                    .and_then(|c| c.table.as_deref())
+                    .or(json.and_then(|j| j.table.as_deref()));
+                Arc::new(files::ParquetSource::open(url, table)?)
+            } else if json.is_some() || csv.is_none() && files::is_json_path(path) {
+                // `[source.json]` says JSON whatever the extensions; else the files do.
+                Arc::new(files::JsonSource::open(url, json)?)
+            } else {
+                Arc::new(files::CsvSource::open(url, csv)?)
+            }
         }
-        Dialect::File => Arc::new(files::CsvSource::open(url, csv)?),
     })
 }
 

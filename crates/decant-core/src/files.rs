@@ -1,5 +1,6 @@
-//! Options for file sources (`file://` URLs): how CSV/TSV text is split, decoded and typed.
-//! They come from the plan's `[source.csv]` section, or from the URL's query
+//! Options for file sources (`file://` URLs): how CSV/TSV text is split, decoded and typed, and
+//! how JSON records become columns. They come from the plan's `[source.csv]` / `[source.json]`
+//! section, or from the URL's query
 //! (`file://data/*.csv?delimiter=;&header=false`) where no plan exists (`decant inspect`).
 
 use std::collections::BTreeMap;
@@ -126,6 +127,141 @@ impl CsvOptions {
     }
 }
 
+/// Whether the records of a JSON file are one per line or the elements of one array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonFormat {
+    /// `.jsonl`/`.ndjson` are lines; a `.json` file is an array when it starts with `[`, else lines.
+    #[default]
+    Auto,
+    /// JSON Lines: one object per line.
+    Lines,
+    /// One top-level array of objects.
+    Array,
+}
+
+/// What to do with a field a record has but the inferred schema lacks (a key first seen after
+/// the sample).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFields {
+    /// The record is a reject (`unknown_field(NAME)`): no value is dropped unseen.
+    #[default]
+    Reject,
+    /// The field is left out and the record loads.
+    Ignore,
+}
+
+/// How to read JSON Lines and JSON array files. Every key has a default; see docs/files.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonOptions {
+    /// The table's name (default: from the file name, or the glob with its wildcards removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// `auto`, `lines` or `array`.
+    pub format: JsonFormat,
+    /// `auto` (by extension: `.gz`, `.zst`), `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// Nested objects become columns named by their keys joined with `_` (`customer_address_city`);
+    /// `false` keeps a nested object as one JSON column. Arrays are always JSON columns.
+    pub flatten: bool,
+    /// Columns taken from a path into nested objects (`customer_city = "customer.address.city"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub paths: BTreeMap<String, String>,
+    /// `reject` (default) or `ignore` a field the sample did not show.
+    pub unknown_fields: UnknownFields,
+    /// chrono formats tried for dates in strings (default ISO `%Y-%m-%d`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub date_formats: Vec<String>,
+    /// chrono formats tried for timestamps in strings (default ISO).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timestamp_formats: Vec<String>,
+    /// Records read to infer the columns and their types (across the files, in name order).
+    pub sample_rows: usize,
+    /// Columns without a NULL (or a missing key) in the sample are declared NOT NULL.
+    pub infer_not_null: bool,
+    /// Pinned logical types per column (`id = "int64"`, `amount = "decimal(12,2)"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        JsonOptions {
+            table: None,
+            format: JsonFormat::Auto,
+            compression: "auto".into(),
+            flatten: false,
+            paths: BTreeMap::new(),
+            unknown_fields: UnknownFields::Reject,
+            date_formats: vec![],
+            timestamp_formats: vec![],
+            sample_rows: 1000,
+            infer_not_null: false,
+            columns: BTreeMap::new(),
+        }
+    }
+}
+
+impl JsonOptions {
+    /// Applies `k=v&k=v` from a URL's query on top of these options; a pinned type is
+    /// `column.NAME=TYPE`, a path `path.NAME=a.b.c`.
+    pub fn apply_query(&mut self, query: &str) -> Result<(), CoreError> {
+        let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode(k);
+            let v = decode(v);
+            let bad = |what: &str| CoreError::Plan(format!("file URL option {k}={v}: {what}"));
+            let flag = |v: &str| match v {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
+            match k.as_str() {
+                "table" => self.table = Some(v),
+                "format" => {
+                    self.format = match v.as_str() {
+                        "auto" => JsonFormat::Auto,
+                        "lines" => JsonFormat::Lines,
+                        "array" => JsonFormat::Array,
+                        _ => return Err(bad("expected auto, lines or array")),
+                    }
+                }
+                "compression" => self.compression = v,
+                "flatten" => self.flatten = flag(&v)?,
+                "unknown_fields" => {
+                    self.unknown_fields = match v.as_str() {
+                        "reject" => UnknownFields::Reject,
+                        "ignore" => UnknownFields::Ignore,
+                        _ => return Err(bad("expected reject or ignore")),
+                    }
+                }
+                "infer_not_null" => self.infer_not_null = flag(&v)?,
+                "sample_rows" => self.sample_rows = v.parse().map_err(|_| bad("not a number"))?,
+                "date_formats" | "timestamp_formats" => lists.entry(k.clone()).or_default().push(v),
+                _ => {
+                    if let Some(col) = k.strip_prefix("column.") {
+                        self.columns.insert(col.to_string(), v);
+                    } else if let Some(col) = k.strip_prefix("path.") {
+                        self.paths.insert(col.to_string(), v);
+                    } else {
+                        return Err(bad("unknown option (see docs/files.md)"));
+                    }
+                }
+            }
+        }
+        for (k, v) in lists {
+            match k.as_str() {
+                "date_formats" => self.date_formats = v,
+                _ => self.timestamp_formats = v,
+            }
+        }
+        Ok(())
+    }
+}
+
 fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&s.replace('+', " "))
         .decode_utf8_lossy()
@@ -157,5 +293,26 @@ mod tests {
         assert_eq!(o.delimiter.as_deref(), Some("tab"));
         assert!(o.header);
         assert!(toml::from_str::<CsvOptions>("delimeter = \";\"").is_err());
+    }
+
+    #[test]
+    fn json_options_parse_from_plan_and_query() {
+        let o: JsonOptions = toml::from_str(
+            "format = \"lines\"\nflatten = true\n[paths]\ncity = \"customer.address.city\"\n[columns]\nid = \"int64\"",
+        )
+        .unwrap();
+        assert_eq!(o.format, JsonFormat::Lines);
+        assert!(o.flatten);
+        assert_eq!(o.paths["city"], "customer.address.city");
+        assert!(toml::from_str::<JsonOptions>("flaten = true").is_err());
+        let mut q = JsonOptions::default();
+        q.apply_query("format=array&path.city=a.b&column.id=int32&unknown_fields=ignore")
+            .unwrap();
+        assert_eq!(q.format, JsonFormat::Array);
+        assert_eq!(q.paths["city"], "a.b");
+        assert_eq!(q.columns["id"], "int32");
+        assert_eq!(q.unknown_fields, UnknownFields::Ignore);
+        assert!(q.apply_query("format=xml").is_err());
+        assert!(q.apply_query("delimiter=;").is_err());
     }
 }

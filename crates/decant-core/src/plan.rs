@@ -52,6 +52,9 @@ pub struct SourceConfig {
     /// How to read CSV/TSV files (`file://` sources); see docs/files.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<crate::files::CsvOptions>,
+    /// How to read JSON Lines and JSON array files (`file://` sources); see docs/files.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<crate::files::JsonOptions>,
     /// How to read an HTTP JSON API (`http://`, `https://` sources); see docs/http.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<crate::http::HttpOptions>,

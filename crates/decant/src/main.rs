@@ -32,13 +32,15 @@ enum Command {
     /// Show a database's tables, columns, types, keys, indexes, foreign keys, estimates and sizes.
     ///
     /// URL is postgres://user@host:port/db, mysql://user@host:port/db (MariaDB too),
-    /// sqlite://path/to/file.db, or file://PATH for CSV/TSV files (a file, a glob such as
-    /// 'file://data/*.csv', or a directory): their schema is inferred from a sample; Parquet files
-    /// (a file or glob ending in .parquet) take theirs from the file metadata. File options
-    /// go in the URL's query, e.g. 'file://data/x.csv?delimiter=;&encoding=latin-1'
-    /// (docs/files.md). An http:// URL is one JSON API endpoint whose body is the records
-    /// array, its schema inferred from it; paged or authenticated APIs are described in a
-    /// plan's [source.http] section and shown by `decant plan` (docs/http.md).
+    /// sqlite://path/to/file.db, or file://PATH for CSV/TSV or JSON Lines/JSON array files
+    /// (.jsonl, .ndjson, .json; a file, a glob such as 'file://data/*.csv', or a directory):
+    /// their schema is inferred from a sample; Parquet files (a file or glob ending in .parquet)
+    /// take theirs from the file metadata. File options go in the URL's query, e.g.
+    /// 'file://data/x.csv?delimiter=;&encoding=latin-1' or
+    /// 'file://data/*.jsonl?flatten=true&path.city=customer.address.city' (docs/files.md).
+    /// An http:// URL is one JSON API endpoint whose body is the records array, its schema
+    /// inferred from it; paged or authenticated APIs are described in a plan's [source.http]
+    /// section and shown by `decant plan` (docs/http.md).
     Inspect {
         /// The database (or files) to inspect.
         url: String,

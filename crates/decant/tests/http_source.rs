@@ -82,7 +82,10 @@ async fn users(
             // another origin.
             let host = headers[header::HOST].to_str().unwrap().to_string();
             let to = if q.contains_key("elsewhere") {
-                format!("http://{}/api/link/users", host.replace("127.0.0.1", "localhost"))
+                format!(
+                    "http://{}/api/link/users",
+                    host.replace("127.0.0.1", "localhost")
+                )
             } else {
                 "/api/link/users".to_string()
             };
@@ -656,6 +659,12 @@ async fn redirects_are_followed_on_the_same_origin_only() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("302") && err.contains("another host"), "{err}");
-    let followed = api.log.lock().unwrap().iter().filter(|l| l.0.starts_with("link?")).count();
+    let followed = api
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.0.starts_with("link?"))
+        .count();
     assert!(followed >= 1, "the same-origin redirect was followed");
 }

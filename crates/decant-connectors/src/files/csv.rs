@@ -176,7 +176,7 @@ impl CsvSource {
         }
         let settings = Settings::new(&o)?;
         Ok(CsvSource {
-            tables: tables_of(path, o.table.as_deref())?,
+            tables: tables_of(path, o.table.as_deref(), super::CSV_EXTENSIONS)?,
             settings: Arc::new(settings),
             counts: Mutex::new(HashMap::new()),
         })

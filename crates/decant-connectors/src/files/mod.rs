@@ -1,4 +1,5 @@
-//! Files as sources: CSV and TSV, plain or gzip/zstd compressed, named by a `file://` URL that
+//! Files as sources: CSV and TSV, JSON Lines and JSON arrays, plain or gzip/zstd compressed, and
+//! Parquet, named by a `file://` URL that
 //! is one file, a glob (all matching files are one table) or a directory (each file a table).
 //!
 //! `introspect` infers the schema from a sample, `plan_chunks` splits plain files into byte
@@ -7,11 +8,15 @@
 
 mod csv;
 mod input;
+mod json;
+mod json_records;
+pub(crate) mod json_values;
 mod parquet;
 mod records;
 pub(crate) mod values;
 
 pub use csv::CsvSource;
+pub use json::JsonSource;
 pub use parquet::ParquetSource;
 pub(crate) use parquet::is_parquet_path;
 
@@ -26,8 +31,10 @@ pub(crate) struct FileTable {
     pub files: Vec<String>,
 }
 
-/// Extensions of files a directory contributes as tables.
-const TABLE_EXTENSIONS: [&str; 3] = ["csv", "tsv", "txt"];
+/// Extensions of files a directory contributes as CSV tables.
+pub(crate) const CSV_EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
+/// Extensions of files a directory contributes as JSON tables.
+pub(crate) const JSON_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json"];
 
 /// The file name without `.gz`/`.zst` and without the format extension.
 fn stem(name: &str) -> &str {
@@ -44,10 +51,34 @@ fn stem(name: &str) -> &str {
     }
 }
 
-fn is_table_file(path: &Path) -> bool {
+fn is_table_file(path: &Path, extensions: &[&str]) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let inner = stem_ext(name);
-    path.is_file() && TABLE_EXTENSIONS.contains(&inner)
+    let inner = stem_ext(name).to_ascii_lowercase();
+    path.is_file() && extensions.contains(&inner.as_str())
+}
+
+/// Whether `path` names JSON files: a file, glob or directory whose files include JSON
+/// (`.jsonl`, `.ndjson`, `.json`, compressed or not) and no CSV.
+pub(crate) fn is_json_path(path: &str) -> bool {
+    let p = Path::new(path);
+    let files: Vec<PathBuf> = if has_glob(path) {
+        glob::glob(path)
+            .map(|g| g.filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    } else if p.is_dir() {
+        std::fs::read_dir(p)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    } else {
+        vec![p.to_path_buf()]
+    };
+    let has = |exts: &[&str]| {
+        files.iter().any(|f| {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            exts.contains(&stem_ext(name).to_ascii_lowercase().as_str())
+        })
+    };
+    has(JSON_EXTENSIONS) && !has(CSV_EXTENSIONS)
 }
 
 /// The format extension under any compression extension (`a.csv.gz` → `csv`).
@@ -88,7 +119,12 @@ where
 }
 
 /// The tables a `file://` path names.
-pub(crate) fn tables_of(path: &str, name: Option<&str>) -> Result<Vec<FileTable>, ConnectorError> {
+/// `extensions` are the formats a directory contributes.
+pub(crate) fn tables_of(
+    path: &str,
+    name: Option<&str>,
+    extensions: &[&str],
+) -> Result<Vec<FileTable>, ConnectorError> {
     let cfg = |m: String| ConnectorError::Config(m);
     let mut tables = if has_glob(path) {
         let mut files: Vec<String> = glob::glob(path)
@@ -125,12 +161,13 @@ pub(crate) fn tables_of(path: &str, name: Option<&str>) -> Result<Vec<FileTable>
             let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
                 .map_err(|e| cfg(format!("file://{path}: {e}")))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_table_file(p))
+                .filter(|p| is_table_file(p, extensions))
                 .collect();
             files.sort();
             if files.is_empty() {
                 return Err(cfg(format!(
-                    "file://{path}: the directory holds no .csv, .tsv or .txt file (compressed or not)"
+                    "file://{path}: the directory holds no .{} file (compressed or not)",
+                    extensions.join(", .")
                 )));
             }
             files
@@ -152,7 +189,7 @@ pub(crate) fn tables_of(path: &str, name: Option<&str>) -> Result<Vec<FileTable>
     if let Some(name) = name {
         if tables.len() != 1 {
             return Err(cfg(format!(
-                "source.csv.table names one table, but file://{path} holds {} files; use a glob for one table",
+                "the table option names one table, but file://{path} holds {} files; use a glob for one table",
                 tables.len()
             )));
         }
@@ -177,16 +214,26 @@ mod tests {
             std::fs::write(dir.path().join(f), "a\n1\n").unwrap();
         }
         let d = dir.path().to_string_lossy().to_string();
-        let all = tables_of(&d, None).unwrap();
+        let all = tables_of(&d, None, CSV_EXTENSIONS).unwrap();
         let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["customers", "orders_2023", "orders_2024"]);
-        let glob = tables_of(&format!("{d}/orders_*.csv*"), None).unwrap();
+        let glob = tables_of(&format!("{d}/orders_*.csv*"), None, CSV_EXTENSIONS).unwrap();
         assert_eq!(glob.len(), 1);
         assert_eq!(glob[0].name, "orders");
         assert_eq!(glob[0].files.len(), 2);
-        let star = tables_of(&format!("{d}/*.csv"), Some("t")).unwrap();
+        let star = tables_of(&format!("{d}/*.csv"), Some("t"), CSV_EXTENSIONS).unwrap();
         assert_eq!(star[0].name, "t");
-        assert!(tables_of(&format!("{d}/none*.csv"), None).is_err());
-        assert!(tables_of(&d, Some("x")).is_err());
+        assert!(tables_of(&format!("{d}/none*.csv"), None, CSV_EXTENSIONS).is_err());
+        assert!(tables_of(&d, Some("x"), CSV_EXTENSIONS).is_err());
+        assert!(!is_json_path(&d), "CSV files in the directory");
+        assert!(is_json_path(&format!("{d}/x.NDJSON")));
+        let j = tempfile::tempdir().unwrap();
+        std::fs::write(j.path().join("a.jsonl"), "{}\n").unwrap();
+        std::fs::write(j.path().join("b.json.zst"), "").unwrap();
+        let jd = j.path().to_string_lossy().to_string();
+        assert!(is_json_path(&jd));
+        assert!(is_json_path(&format!("{jd}/*")));
+        assert!(is_json_path(&format!("{jd}/a.jsonl")));
+        assert_eq!(tables_of(&jd, None, JSON_EXTENSIONS).unwrap().len(), 2);
     }
 }

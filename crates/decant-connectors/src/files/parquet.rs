@@ -99,7 +99,7 @@ impl ParquetSource {
             .file_path()
             .ok_or_else(|| ConnectorError::Config(format!("{url}: expected file://PATH")))?;
         Ok(ParquetSource {
-            tables: tables_of(path, table)?,
+            tables: tables_of(path, table, &["parquet"])?,
         })
     }
 

@@ -29,6 +29,8 @@ pub enum Kind {
     Timestamp,
     TimestampTz,
     Text,
+    /// Objects or arrays (JSON sources only); holds any other kind as JSON text too.
+    Json,
 }
 
 impl Kind {
@@ -75,6 +77,7 @@ impl Kind {
         match (self, other) {
             (a, b) if a == b => a,
             (Unknown, x) | (x, Unknown) => x,
+            (Json, _) | (_, Json) => Json,
             (Int32, Int64) | (Int64, Int32) => Int64,
             (Int32 | Int64 | Numeric, Int32 | Int64 | Numeric) => Numeric,
             (Date, Timestamp) | (Timestamp, Date) => Timestamp,
@@ -91,6 +94,7 @@ impl Kind {
             Kind::Date => LogicalType::Date,
             Kind::Timestamp => LogicalType::Timestamp { precision: 6 },
             Kind::TimestampTz => LogicalType::TimestampTz { precision: 6 },
+            Kind::Json => LogicalType::Json,
             Kind::Unknown | Kind::Text => LogicalType::Text,
         }
     }

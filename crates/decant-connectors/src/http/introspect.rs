@@ -1,16 +1,17 @@
 //! Introspection of an API table: the first pages' records decide the columns and their types
-//! (pinned types win), the key comes first and is NOT NULL.
+//! with the JSON files' inference (`json_values::kind_of`, widening int → bigint → numeric →
+//! text, objects and arrays as JSON); pinned types win; the key comes first and is NOT NULL.
 
 use std::sync::Arc;
 
 use decant_core::{Column, Table, TableName};
 use serde_json::Value;
 
-use super::json::FieldKind;
 use super::paging::Pager;
 use super::source::{ApiTable, HttpSource, config, lock};
 use crate::error::ConnectorError;
-use crate::files::values::Kind;
+use crate::files::json_values::kind_of;
+use crate::files::values::{Kind, ValueFormats};
 
 impl HttpSource {
     /// Reads the first pages into a table definition.
@@ -21,7 +22,8 @@ impl HttpSource {
             Pager::start(&t.def.pagination),
             None,
         );
-        let mut fields: Vec<(String, FieldKind)> = Vec::new();
+        let mut fields: Vec<(String, Kind)> = Vec::new();
+        let formats = ValueFormats::default();
         let mut sampled = 0usize;
         while sampled < self.sample_records {
             let Some(url) = pager.next_url().cloned() else {
@@ -31,7 +33,7 @@ impl HttpSource {
             for r in page.records.iter().take(pager.keep(page.records.len())) {
                 let Value::Object(m) = r else { continue }; // the load rejects it
                 for (k, v) in m {
-                    let kind = FieldKind::of(v);
+                    let kind = kind_of(v, &formats);
                     match fields.iter_mut().find(|f| &f.0 == k) {
                         Some(f) => f.1 = f.1.widen(kind),
                         None => fields.push((k.clone(), kind)),
@@ -43,7 +45,7 @@ impl HttpSource {
         }
         for (name, _) in &t.pinned {
             if !fields.iter().any(|f| &f.0 == name) {
-                fields.push((name.clone(), FieldKind::Text(Kind::Unknown)));
+                fields.push((name.clone(), Kind::Unknown));
             }
         }
         let key = t.def.key.clone();

@@ -1,8 +1,7 @@
-//! JSON records of an API: dotted paths into a body, type inference from a sample (the CSV
-//! inference's widening, with objects and arrays kept as JSON columns), and a page's records as
-//! rows of a batch, or rejects with their page, index and reason.
+//! JSON records of an API: dotted paths into a body, and a page's records as rows of a batch
+//! (values converted by the JSON files' `json_values`), or rejects with their page, index and
+//! reason.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use arrow_array::RecordBatch;
@@ -11,7 +10,8 @@ use serde_json::Value;
 
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
-use crate::files::values::{Cell, Kind, ValueFormats, append, parse_cell};
+use crate::files::json_values::json_cell;
+use crate::files::values::{Cell, ValueFormats, append};
 use crate::traits::ReadRequest;
 
 /// Characters of a record kept in the quarantine.
@@ -65,66 +65,12 @@ fn kind_name(v: &Value) -> &'static str {
     }
 }
 
-/// What a sample says about one field: a text kind, or JSON (objects, arrays, mixtures).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKind {
-    Text(Kind),
-    Json,
-}
-
-impl FieldKind {
-    /// The kind of one value. JSON strings stay text unless they read as dates or timestamps:
-    /// `"0042"` or `"12.50"` in quotes was the API's choice, and pinning a type can change it.
-    pub fn of(v: &Value) -> FieldKind {
-        match v {
-            Value::Null => FieldKind::Text(Kind::Unknown),
-            Value::Bool(_) => FieldKind::Text(Kind::Bool),
-            Value::Number(n) => FieldKind::Text(match (n.as_i64(), n.is_f64()) {
-                (Some(i), _) if i32::try_from(i).is_ok() => Kind::Int32,
-                (Some(_), _) => Kind::Int64,
-                _ => Kind::Numeric,
-            }),
-            Value::String(s) => FieldKind::Text(match Kind::of(s, &ValueFormats::default()) {
-                k @ (Kind::Date | Kind::Timestamp | Kind::TimestampTz) => k,
-                _ => Kind::Text,
-            }),
-            Value::Array(_) | Value::Object(_) => FieldKind::Json,
-        }
-    }
-
-    pub fn widen(self, other: FieldKind) -> FieldKind {
-        match (self, other) {
-            (FieldKind::Text(a), FieldKind::Text(b)) => FieldKind::Text(a.widen(b)),
-            (FieldKind::Text(Kind::Unknown), j) | (j, FieldKind::Text(Kind::Unknown)) => j,
-            _ => FieldKind::Json,
-        }
-    }
-
-    pub fn logical(self) -> LogicalType {
-        match self {
-            FieldKind::Text(k) => k.logical(),
-            FieldKind::Json => LogicalType::Json,
-        }
-    }
-}
-
-/// One field's value as a cell of type `t`; `Err` says why it does not fit.
+/// One field's value as a cell of type `t` (the JSON files' conversion); `Err` says why it
+/// does not fit.
 pub fn cell<'a>(v: &'a Value, t: &LogicalType) -> Result<Cell<'a>, String> {
-    let formats = ValueFormats::default();
-    match (v, t) {
-        (Value::Null, _) => Ok(Cell::Null),
-        (_, LogicalType::Json) => Ok(Cell::Text(Cow::Owned(v.to_string()))),
-        (Value::Bool(b), LogicalType::Bool) => Ok(Cell::Bool(*b)),
-        (Value::String(s), _) => parse_cell(Cow::Borrowed(s), t, &formats),
-        (Value::Array(_) | Value::Object(_), t) => match t {
-            LogicalType::Text | LogicalType::Varchar { .. } | LogicalType::Char { .. } => {
-                parse_cell(Cow::Owned(v.to_string()), t, &formats)
-            }
-            _ => Err(format!("{} does not fit {t}", kind_name(v))),
-        },
-        (Value::Bool(_) | Value::Number(_), _) => {
-            parse_cell(Cow::Owned(v.to_string()), t, &formats)
-        }
+    match v {
+        Value::Null => Ok(Cell::Null),
+        v => json_cell(v, t, &ValueFormats::default()),
     }
 }
 
@@ -243,36 +189,6 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(take_records(&mut json!([1, 2]), "").unwrap().len(), 2);
-    }
-
-    #[test]
-    fn kinds_widen_and_nested_values_are_json() {
-        let kind = |vals: &[Value]| {
-            vals.iter().fold(FieldKind::Text(Kind::Unknown), |k, v| {
-                k.widen(FieldKind::of(v))
-            })
-        };
-        assert_eq!(kind(&[json!(1), json!(2)]).logical(), LogicalType::Int32);
-        assert_eq!(
-            kind(&[json!(1), json!(3_000_000_000i64)]).logical(),
-            LogicalType::Int64
-        );
-        assert_eq!(
-            kind(&[json!(1), json!(2.5)]).logical(),
-            LogicalType::BigDecimal
-        );
-        assert_eq!(kind(&[json!("0042")]).logical(), LogicalType::Text);
-        assert_eq!(kind(&[json!(1), json!("a")]).logical(), LogicalType::Text);
-        assert_eq!(
-            kind(&[json!({"a": 1}), json!(null)]).logical(),
-            LogicalType::Json
-        );
-        assert_eq!(kind(&[json!([1]), json!(2)]).logical(), LogicalType::Json);
-        assert_eq!(
-            kind(&[json!("2024-01-02T03:04:05Z")]).logical(),
-            LogicalType::TimestampTz { precision: 6 }
-        );
-        assert_eq!(kind(&[json!(null)]).logical(), LogicalType::Text);
     }
 
     #[test]
