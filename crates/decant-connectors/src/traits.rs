@@ -370,12 +370,19 @@ pub trait Target: Send + Sync {
 
     /// The highest value of `column` in `table` as text (`None` for an empty table): an
     /// incremental source's watermark. Timestamps are ISO 8601 (`2024-05-01T10:00:00Z` with a
-    /// time zone, without one otherwise; a fraction only when there is one).
+    /// time zone, without one otherwise; a fraction only when there is one). A target that
+    /// cannot tell says so, and an incremental load into it fails before it reads anything.
     async fn max_value(
         &self,
         table: &TargetTable,
         column: &str,
-    ) -> Result<Option<String>, ConnectorError>;
+    ) -> Result<Option<String>, ConnectorError> {
+        Err(ConnectorError::Config(format!(
+            "{}: a {} target cannot give the highest {column} for an incremental read; load it with if_exists = \"truncate\" or \"drop\"",
+            table.name,
+            self.dialect()
+        )))
+    }
 }
 
 /// Drops a zero fraction of a timestamp's text (`...:00.000000Z` → `...:00Z`).
