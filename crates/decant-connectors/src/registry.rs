@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use decant_core::files::FileTargetOptions;
 use decant_core::plan::SourceConfig;
 use decant_core::{ConnectionUrl, Dialect};
 
@@ -47,17 +48,21 @@ pub async fn connect_source_with(
     })
 }
 
-/// Opens a target for `url`.
+/// Opens a target for `url`, with default file options (a `file://` URL's query may set them).
 pub async fn connect_target(url: &ConnectionUrl) -> Result<Arc<dyn Target>, ConnectorError> {
+    connect_target_with(url, None).await
+}
+
+/// Opens a target for `url`; `file` is the plan's `[target.file]` section, for `file://` URLs.
+pub async fn connect_target_with(
+    url: &ConnectionUrl,
+    file: Option<&FileTargetOptions>,
+) -> Result<Arc<dyn Target>, ConnectorError> {
     Ok(match url.dialect() {
         Dialect::Postgres => Arc::new(postgres::PostgresTarget::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlTarget::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteTarget::open(url)?),
-        Dialect::File => {
-            return Err(ConnectorError::Config(format!(
-                "{url}: files are a source only in this version; write to a database"
-            )));
-        }
+        Dialect::File => Arc::new(files::FileTarget::open(url, file)?),
         Dialect::Http => {
             return Err(ConnectorError::Config(format!(
                 "{url}: an HTTP API is a source only; write to a database"

@@ -383,6 +383,23 @@ pub trait Target: Send + Sync {
             self.dialect()
         )))
     }
+
+    /// Runs statements in one transaction: all of them or none.
+    async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError>;
+
+    /// Renames tables in one transaction, in order: each `(from, to)` gives `from` the bare
+    /// name `to` in its own schema. Either every rename happens or none.
+    async fn rename_tables(&self, renames: &[(TableName, String)]) -> Result<(), ConnectorError>;
+
+    /// What would follow `table` to its new name if it were renamed — views that read it and
+    /// foreign keys of other tables that reference it — described for the user. A swap refuses
+    /// a table with any: after the rename they would point at the old rows.
+    async fn dependents(&self, table: &TableName) -> Result<Vec<String>, ConnectorError>;
+
+    /// The upsert capability, where the system has one.
+    fn upsert(&self) -> Option<&dyn UpsertTarget> {
+        None
+    }
 }
 
 /// Drops a zero fraction of a timestamp's text (`...:00.000000Z` → `...:00Z`).
@@ -399,4 +416,34 @@ pub fn trim_zero_fraction(text: String) -> String {
         }
         _ => text,
     }
+}
+
+/// A target that can insert-or-update on a key, keeping the pre-image of every row it changes
+/// in a side table of the same database, written in the chunk's own transaction.
+#[async_trait]
+pub trait UpsertTarget: Send + Sync {
+    /// Statements that create the side table `side` for `table` (idempotent): the columns of
+    /// `table.columns` as the target holds them, plus the operation (`u` pre-image of an
+    /// updated row, `i` a row the job inserted) and an increasing sequence number.
+    fn preimage_ddl(&self, table: &TargetTable, side: &TableName) -> Vec<String>;
+
+    /// Like [`Target::write_chunk`], but rows whose `key` exists are updated instead of
+    /// inserted. Before the rows change, the chunk records in `side` the old row of every key
+    /// it updates and the key of every row it inserts — in the same transaction as the rows
+    /// and the marker, so no change ever commits without its pre-image.
+    async fn write_chunk_upsert(
+        &self,
+        job: &str,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+        chunk_id: &str,
+        rx: ChunkReceiver,
+    ) -> Result<u64, ConnectorError>;
+
+    /// Statements (run with [`Target::execute_atomically`]) that undo every change recorded
+    /// in `side`: restore each updated row to its earliest pre-image, then delete the rows the
+    /// job inserted.
+    fn undo_upsert_sql(&self, table: &TargetTable, key: &[String], side: &TableName)
+    -> Vec<String>;
 }

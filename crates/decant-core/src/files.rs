@@ -1,7 +1,7 @@
-//! Options for file sources (`file://` URLs): how CSV/TSV text is split, decoded and typed, and
-//! how JSON records become columns. They come from the plan's `[source.csv]` / `[source.json]`
-//! section, or from the URL's query
-//! (`file://data/*.csv?delimiter=;&header=false`) where no plan exists (`decant inspect`).
+//! Options for files: how CSV/TSV text is split, decoded and typed and how JSON records become
+//! columns (`[source.csv]` / `[source.json]`, or the URL's query
+//! `file://data/*.csv?delimiter=;&header=false` where no plan exists), and how file targets are
+//! written (`[target.file]`, or `file:///dir/?format=csv&compression=gzip`).
 
 use std::collections::BTreeMap;
 
@@ -268,6 +268,169 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
+/// The format of a file target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+impl FileFormat {
+    /// The file extension (without compression suffix).
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Jsonl => "jsonl",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    fn parse(text: &str) -> Option<FileFormat> {
+        match text.to_ascii_lowercase().as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "jsonl" | "ndjson" => Some(FileFormat::Jsonl),
+            "parquet" => Some(FileFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// How a file target compresses: gzip or zstd streams for CSV/JSONL, snappy or zstd pages
+/// for Parquet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileCompression {
+    None,
+    Gzip,
+    Zstd,
+    Snappy,
+}
+
+impl FileCompression {
+    fn parse(text: &str) -> Option<FileCompression> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Some(FileCompression::None),
+            "gzip" | "gz" => Some(FileCompression::Gzip),
+            "zstd" | "zst" => Some(FileCompression::Zstd),
+            "snappy" => Some(FileCompression::Snappy),
+            _ => None,
+        }
+    }
+}
+
+/// One file per table (parts are joined when the table is complete) or one file per chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileLayout {
+    /// `orders.csv`: the name appears only once every chunk of the table is written.
+    #[default]
+    Table,
+    /// `orders/part-<chunk>.csv`: each chunk's file appears as soon as the chunk commits.
+    Chunk,
+}
+
+/// How to write files (`file:///dir/` targets). Every key has a default but `format`, which a
+/// URL ending in `*.csv`, `*.jsonl.gz`, `*.parquet`... can also give; see docs/files.md.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileTargetOptions {
+    /// `csv`, `jsonl` or `parquet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<FileFormat>,
+    /// `none`, `gzip` or `zstd` for CSV and JSON Lines (default `none`); `none`, `snappy` or
+    /// `zstd` for Parquet (default `snappy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<FileCompression>,
+    /// `table` (default): `orders.csv`; `chunk`: `orders/part-<chunk>.csv`.
+    pub layout: FileLayout,
+    /// CSV: write a header record with the column names (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// CSV: one ASCII character, or `tab` (default `,`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// CSV: the unquoted text that means NULL (default empty: an empty string is written `""`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub null: Option<String>,
+}
+
+impl FileTargetOptions {
+    /// Applies `k=v&k=v` from a target URL's query on top of these options.
+    pub fn apply_query(&mut self, query: &str) -> Result<(), CoreError> {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (decode(k), decode(v));
+            let bad = |what: &str| CoreError::Plan(format!("file target option {k}={v}: {what}"));
+            match k.as_str() {
+                "format" => {
+                    self.format = Some(
+                        FileFormat::parse(&v).ok_or_else(|| bad("use csv, jsonl or parquet"))?,
+                    )
+                }
+                "compression" => {
+                    self.compression = Some(
+                        FileCompression::parse(&v)
+                            .ok_or_else(|| bad("use none, gzip, zstd or snappy"))?,
+                    )
+                }
+                "layout" => {
+                    self.layout = match v.as_str() {
+                        "table" => FileLayout::Table,
+                        "chunk" => FileLayout::Chunk,
+                        _ => return Err(bad("use table or chunk")),
+                    }
+                }
+                "header" => {
+                    self.header = Some(match v.as_str() {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => return Err(bad("expected true or false")),
+                    })
+                }
+                "delimiter" => self.delimiter = Some(v),
+                "null" => self.null = Some(v),
+                _ => return Err(bad("unknown option (see docs/files.md, file targets)")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `format` and `compression` from a URL path's last segment such as `*.csv.gz`
+    /// (where the plan left them unset) and returns the directory the files go to.
+    pub fn apply_pattern<'a>(&mut self, path: &'a str) -> Result<&'a str, CoreError> {
+        let (dir, last) = match path.rsplit_once('/') {
+            Some((d, l)) => (if d.is_empty() { "/" } else { d }, l),
+            None => (".", path),
+        };
+        let Some(pattern) = last.strip_prefix("*.") else {
+            if last.contains('*') {
+                return Err(CoreError::Plan(format!(
+                    "file target {path}: name a directory (`file:///exports/`), optionally with `*.csv`, `*.jsonl.gz`, `*.parquet`..."
+                )));
+            }
+            return Ok(path);
+        };
+        let (format, compression) = match pattern.split_once('.') {
+            Some((f, c)) => (f, Some(c)),
+            None => (pattern, None),
+        };
+        let bad = || {
+            CoreError::Plan(format!(
+                "file target {path}: `{last}` is not `*.csv`, `*.jsonl` or `*.parquet` (with .gz or .zst for csv and jsonl)"
+            ))
+        };
+        let format = FileFormat::parse(format).ok_or_else(bad)?;
+        self.format.get_or_insert(format);
+        if let Some(c) = compression {
+            let c = FileCompression::parse(c).ok_or_else(bad)?;
+            self.compression.get_or_insert(c);
+        }
+        Ok(dir)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +477,26 @@ mod tests {
         assert_eq!(q.unknown_fields, UnknownFields::Ignore);
         assert!(q.apply_query("format=xml").is_err());
         assert!(q.apply_query("delimiter=;").is_err());
+    }
+
+    #[test]
+    fn file_target_options_from_plan_query_and_pattern() {
+        let mut o: FileTargetOptions =
+            toml::from_str("format = \"csv\"\ncompression = \"gzip\"\nlayout = \"chunk\"").unwrap();
+        assert_eq!(o.format, Some(FileFormat::Csv));
+        assert_eq!(o.layout, FileLayout::Chunk);
+        assert!(toml::from_str::<FileTargetOptions>("formatt = \"csv\"").is_err());
+        o.apply_query("null=%5CN&header=false").unwrap();
+        assert_eq!(o.null.as_deref(), Some("\\N"));
+        assert_eq!(o.header, Some(false));
+        assert!(o.apply_query("format=xml").is_err());
+        let mut p = FileTargetOptions::default();
+        assert_eq!(p.apply_pattern("/x/out/*.jsonl.zst").unwrap(), "/x/out");
+        assert_eq!(p.format, Some(FileFormat::Jsonl));
+        assert_eq!(p.compression, Some(FileCompression::Zstd));
+        let mut q = FileTargetOptions::default();
+        assert_eq!(q.apply_pattern("/x/out/").unwrap(), "/x/out/");
+        assert_eq!(q.format, None);
+        assert!(q.apply_pattern("/x/*.xml").is_err());
     }
 }

@@ -70,15 +70,27 @@ pub struct TargetConfig {
     /// source is PostgreSQL, else `public`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// How to write files (`file:///dir/` targets): format, compression, layout, CSV options;
+    /// see docs/files.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileTargetOptions>,
 }
 
-/// What to do when a target table already exists.
+/// What to do when a target table already exists. A table that does not exist is created
+/// (except by `truncate` and `append`, which need it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IfExists {
-    /// Stop before touching anything (the default).
-    #[default]
+    /// Stop before touching anything.
     Fail,
+    /// Load into a shadow table, validate it, then swap names in one transaction; the old
+    /// table is kept under a backup name until `decant finalize`, so rollback swaps back (the
+    /// default).
+    #[default]
+    Swap,
+    /// Insert new keys and update existing ones (the table's primary key or `key`), recording
+    /// the pre-image of every row changed so that rollback can restore it.
+    Upsert,
     /// Empty the existing table, keep its definition.
     Truncate,
     /// Add rows to the existing table.
@@ -121,7 +133,7 @@ impl Default for LoadConfig {
             parallelism: 4,
             chunk_rows: 250_000,
             batch_rows: 8192,
-            if_exists: IfExists::Fail,
+            if_exists: IfExists::Swap,
             max_memory: "256MB".into(),
             primary_key_after_load: true,
             retries: 5,
@@ -153,6 +165,10 @@ pub struct TableConfig {
     /// Overrides `load.chunk_rows` for this table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_rows: Option<u64>,
+    /// The target columns an `upsert` matches rows on, when not the table's primary key; the
+    /// target needs a unique index on exactly these columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<String>>,
     /// Per-column settings, keyed by the source column name; a key that names no source column
     /// with an `expr` or `value` adds a computed column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -328,6 +344,14 @@ impl Plan {
                     "[tables.\"{name}\"] max_reject_ratio must be between 0 and 1, not {r}"
                 ));
             }
+            if t.key
+                .as_ref()
+                .is_some_and(|k| k.is_empty() || k.iter().any(|c| c.trim().is_empty()))
+            {
+                problems.push(format!(
+                    "[tables.\"{name}\"] key must name at least one column, and no empty name"
+                ));
+            }
             let mut rule_names = std::collections::HashSet::new();
             for rule in &t.rules {
                 if rule.name.trim().is_empty() || !rule_names.insert(rule.name.as_str()) {
@@ -368,6 +392,15 @@ impl Plan {
             if rule.sql.trim().is_empty() {
                 problems.push(format!("validate.rules[{i}] (`{}`) needs sql", rule.name));
             }
+        }
+        let file_target = self.target.url.starts_with("file://");
+        if file_target && self.validate.mode == ValidateMode::Checksum {
+            problems.push(
+                "validate.mode = \"checksum\" compares digests in databases; a file target is proven by row counts (mode = \"count\")".to_string(),
+            );
+        }
+        if self.target.file.is_some() && !file_target && !self.target.url.contains("${") {
+            problems.push("[target.file] is for file:// targets only".to_string());
         }
         for (key, url) in [
             ("source.url", &self.source.url),

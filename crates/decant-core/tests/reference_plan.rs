@@ -11,13 +11,14 @@ fn reference_plan_parses_and_sets_every_key() {
     let text = std::fs::read_to_string(path).expect("examples/reference-plan.toml exists");
     let plan = Plan::from_toml(&text).expect("the reference plan parses");
     assert_eq!(plan.name.as_deref(), Some("sakila"));
-    assert_eq!(plan.load.if_exists, IfExists::Fail);
+    assert_eq!(plan.load.if_exists, IfExists::Swap);
     assert_eq!(plan.load.max_memory_bytes().unwrap(), 256_000_000);
     assert_eq!(plan.policies.global.zero_date, Some(ValuePolicy::Null));
     assert_eq!(plan.cast.len(), 2);
     assert_eq!(plan.cast[1].column.as_deref(), Some("release_year"));
     let film = &plan.tables["film"];
     assert_eq!(film.rename.as_deref(), Some("films"));
+    assert_eq!(film.key.as_deref(), Some(&["film_id".to_string()][..]));
     assert_eq!(
         film.columns["description"].target_type.as_deref(),
         Some("text")

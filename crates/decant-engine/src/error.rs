@@ -40,6 +40,12 @@ pub enum EngineError {
     /// A resumed job no longer matches its plan or its source.
     #[error("{0}\nrun again with --restart to drop what this job loaded and start over")]
     Changed(String),
+    /// A staged phase was asked for before the phase it reads from finished.
+    #[error("{0}")]
+    NotReady(String),
+    /// The staging directory could not be read or written.
+    #[error("staging: {0}")]
+    Staging(String),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -54,6 +60,7 @@ impl EngineError {
             EngineError::Connector(e) => e.domain(),
             EngineError::Chunk { source, .. } => source.domain(),
             EngineError::Store(_) | EngineError::Internal(_) => ErrorDomain::Internal,
+            EngineError::Staging(_) => ErrorDomain::External,
             _ => ErrorDomain::User,
         }
     }

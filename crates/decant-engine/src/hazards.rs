@@ -128,9 +128,11 @@ fn column_checks(
     }
     let nan_source =
         matches!(s.logical, L::Float32 | L::Float64 | L::BigDecimal) && source != Dialect::Mysql;
+    // Files spell NaN out (CSV `NaN`, a JSON string, a Parquet float).
     let nan_target = match t.logical {
-        L::Float32 | L::Float64 => target == Dialect::Postgres,
-        L::BigDecimal => target == Dialect::Postgres,
+        L::Float32 | L::Float64 | L::BigDecimal => {
+            matches!(target, Dialect::Postgres | Dialect::File)
+        }
         _ => false,
     };
     if nan_source && !nan_target {

@@ -1,21 +1,24 @@
 //! Rollback: undo what a job did to the target, from what it recorded.
 //!
 //! Tables the job created are dropped; rows an append load inserted into a table that existed
-//! are deleted by the integer keys each committed chunk recorded. Truncate and drop loads
-//! destroyed the old rows before loading and cannot be undone: rollback refuses them unless
-//! asked to go ahead anyway, and then says what it could not restore.
+//! are deleted by the integer keys each committed chunk recorded. Swapped tables are swapped
+//! back in one transaction and the loaded tables dropped; upserts restore the pre-images they
+//! recorded and delete the rows they inserted. Truncate and drop loads destroyed the old rows
+//! before loading and cannot be undone: rollback refuses them unless asked to go ahead anyway,
+//! and then says what it could not restore. A finalized job dropped its backups: refused.
 
 use std::path::Path;
 
-use decant_connectors::connect_target;
+use decant_connectors::{Target, connect_target_with};
 use decant_core::ident::quote_qualified;
 use decant_core::plan::Plan;
-use decant_core::quote_ident;
+use decant_core::{TableName, quote_ident};
 use decant_store::{JobState, Store};
 use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::planner::TableJob;
+use crate::swap::{UndoNames, state};
 
 /// Keys deleted per statement.
 const DELETE_BATCH: usize = 1000;
@@ -33,9 +36,10 @@ pub struct RollbackReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct RolledBackTable {
     pub table: String,
-    /// The job's decision for the table: `create`, `append`, `truncate` or `drop`.
+    /// The job's decision for the table: `create`, `append`, `truncate`, `drop`, `swap` or
+    /// `upsert`.
     pub decision: String,
-    /// `dropped` or `deleted inserted rows`.
+    /// What rollback did, e.g. `dropped`, `deleted inserted rows`, `swapped back; ...`.
     pub action: String,
     /// Rows deleted (append loads).
     pub rows_deleted: Option<u64>,
@@ -67,6 +71,11 @@ pub async fn rollback(
         }
         _ => {}
     }
+    if let Some(at) = store.finalized_at(job_id).await? {
+        return Err(EngineError::Plan(vec![format!(
+            "job {job_id} was finalized at {at}: the backups of its swapped tables and the pre-images of its upserts were dropped, so it cannot be rolled back"
+        )]));
+    }
     let plan: Plan = serde_json::from_str(&job.plan_json)?;
     let mut mappings = store.mappings(job_id).await?;
     let lossy: Vec<String> = mappings
@@ -92,10 +101,12 @@ pub async fn rollback(
                 .collect(),
         ));
     }
-    let target = connect_target(&plan.target_url()?).await?;
+    let target = connect_target_with(&plan.target_url()?, plan.target.file.as_ref()).await?;
     let dialect = target.dialect();
     target.prepare_markers().await?;
     let committed = target.committed_chunks(job_id).await?;
+    // Every swapped table at once, in one transaction: the old tables are live again together.
+    let swaps = crate::swap::swap_back(&store, target.as_ref(), job_id).await?;
     // Children before parents: the reverse of the load order, which follows foreign keys.
     mappings.sort_by_key(|m| std::cmp::Reverse(m.load_order));
     let mut tables = Vec::new();
@@ -103,6 +114,26 @@ pub async fn rollback(
         let t: TableJob = serde_json::from_str(&m.mapping_json)?;
         let exists = target.table_exists(&t.target.name).await?;
         let (action, rows_deleted) = match m.decision.as_str() {
+            "swap" => {
+                // The mapping names the loaded table (the shadow, or again so after the swap back).
+                target.execute(std::slice::from_ref(&t.ddl.drop)).await?;
+                let was_swapped = swaps.iter().any(|(names, swapped)| {
+                    *swapped && names.shadow.as_ref() == Some(&t.target.name)
+                });
+                let action = if was_swapped {
+                    "swapped back; the loaded table is dropped"
+                } else {
+                    "dropped the loaded table (it had not been swapped in)"
+                };
+                (action.to_string(), None)
+            }
+            "upsert" => {
+                undo_upsert(&store, target.as_ref(), job_id, &t).await?;
+                (
+                    "restored the pre-images, deleted the inserted rows".to_string(),
+                    None,
+                )
+            }
             "create" | "drop" => {
                 if exists {
                     target.execute(std::slice::from_ref(&t.ddl.drop)).await?;
@@ -155,8 +186,9 @@ pub async fn rollback(
                 ("deleted inserted rows".to_string(), Some(deleted))
             }
         };
+        let live = live_name(&swaps, &t.target.name);
         tables.push(RolledBackTable {
-            table: m.target_table.clone(),
+            table: live.unwrap_or_else(|| m.target_table.clone()),
             decision: m.decision.clone(),
             action,
             rows_deleted,
@@ -171,4 +203,55 @@ pub async fn rollback(
         tables,
         warnings: if force { lossy } else { Vec::new() },
     })
+}
+
+/// The live name of a swap's shadow table.
+fn live_name(swaps: &[(UndoNames, bool)], shadow: &TableName) -> Option<String> {
+    swaps
+        .iter()
+        .find(|(n, _)| n.shadow.as_ref() == Some(shadow))
+        .map(|(n, _)| n.live.to_string())
+}
+
+/// Undoes an upsert into `t` in one transaction (restore each changed row's pre-image, delete
+/// the inserted rows), then drops its side table.
+pub(crate) async fn undo_upsert(
+    store: &Store,
+    target: &dyn Target,
+    job_id: &str,
+    t: &TableJob,
+) -> Result<(), EngineError> {
+    let live = t.target.name.to_string();
+    let Some(record) = store
+        .undo_tables(job_id)
+        .await?
+        .into_iter()
+        .find(|r| r.strategy == "upsert" && r.target_table == live)
+    else {
+        return Err(EngineError::Internal(format!(
+            "{live}: the upsert recorded no pre-image table"
+        )));
+    };
+    let names = UndoNames::from_record(&record)?;
+    let side = names.preimages.as_ref().ok_or_else(|| {
+        EngineError::Internal(format!("{live}: the upsert recorded no pre-image table"))
+    })?;
+    // No side table: the job stopped before its first chunk, nothing changed.
+    if record.state != state::UNDONE && target.table_exists(side).await? {
+        let upsert = target.upsert().ok_or_else(|| {
+            EngineError::Internal(format!("{live}: this target cannot undo an upsert"))
+        })?;
+        target
+            .execute_atomically(&upsert.undo_upsert_sql(&t.target, &names.key, side))
+            .await?;
+        store.set_undo_state(job_id, &live, state::UNDONE).await?;
+    }
+    let dialect = target.dialect();
+    target
+        .execute(&[format!(
+            "DROP TABLE IF EXISTS {}",
+            quote_qualified(dialect, side.schema.as_deref(), &side.name)
+        )])
+        .await?;
+    Ok(())
 }

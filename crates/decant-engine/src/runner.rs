@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use decant_connectors::{
     ChunkMarker, ConnectorError, ReadRequest, Source, Target, chunk_channel, connect_source_with,
-    connect_target,
+    connect_target_with,
 };
 use decant_core::plan::{IfExists, Plan};
 use decant_core::{ChunkSpec, Table};
@@ -24,6 +24,8 @@ use crate::planner::{JobPlan, TableJob, build_plan};
 use crate::policy::{LocalCounts, PolicyCounters};
 use crate::preflight::{Finding, preflight};
 use crate::progress::{Progress, TableProgress};
+use crate::staging::{ChunkFlow, Phase, Stage, Staging};
+use crate::swap::UndoNames;
 use decant_core::hazard::ScanMode;
 
 /// How a run is carried out, beyond the plan.
@@ -38,6 +40,10 @@ pub struct RunOptions {
     pub progress: Arc<Progress>,
     /// Pause, resume and cancel between chunks (the HTTP service holds the other end).
     pub control: crate::control::JobControl,
+    /// Run one staged phase instead of all of them at once (docs/service.md, staged phases).
+    pub phase: Option<Phase>,
+    /// The staging root of staged phases: `<staging>/<job>/<table>/<stage>/chunk-N.parquet`.
+    pub staging: Option<PathBuf>,
 }
 
 /// A job planned and stored by [`initialize`], ready for [`run`].
@@ -176,7 +182,7 @@ pub async fn initialize(plan: &Plan, opts: &RunOptions) -> Result<Initialized, E
         )]));
     }
     let source = connect_source_with(&plan.source_url()?, Some(&plan.source)).await?;
-    let target = connect_target(&plan.target_url()?).await?;
+    let target = connect_target_with(&plan.target_url()?, plan.target.file.as_ref()).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
     let (plan_fp, schema_fp) = fingerprints(plan, &job_plan)?;
@@ -258,7 +264,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     let target_url = plan.target_url()?;
     progress.set_phase("introspecting");
     let source = connect_source_with(&source_url, Some(&plan.source)).await?;
-    let target = connect_target(&target_url).await?;
+    let target = connect_target_with(&target_url, plan.target.file.as_ref()).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job_plan = build_plan(plan, &catalog, source.dialect(), target.as_ref())?;
     let (plan_fp, schema_fp) = fingerprints(plan, &job_plan)?;
@@ -353,12 +359,27 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
     };
     let job_id = loaded.job_id.clone();
     let loaded_resumed = loaded.resumed;
+    let flow = chunk_flow(&store, opts, &job_id).await?;
+    // The run that stopped had already swapped its tables in (only the record of it was
+    // lost): its load was complete and validated, so the job is done, not to be loaded again.
+    if loaded_resumed
+        && flow.writes_target()
+        && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0
+    {
+        store
+            .set_job_state(&job_id, JobState::Succeeded, None)
+            .await?;
+        return Err(EngineError::Plan(vec![format!(
+            "job {job_id} had swapped its tables in before it stopped; it is succeeded now: `decant finalize {job_id}` keeps it, `decant rollback {job_id}` swaps back"
+        )]));
+    }
     store
         .set_job_state(&job_id, JobState::Running, None)
         .await?;
     // With `validate.mode = "checksum"`, every chunk is hashed as it loads, so that the
     // validation reads only the target for the chunks this process loaded.
-    let checksum = plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
+    let checksum =
+        flow.writes_target() && plan.validate.mode == decant_core::plan::ValidateMode::Checksum;
     let recorded = checksum.then(|| Arc::new(crate::validate::InRunDigests::default()));
     let result = execute(
         plan,
@@ -368,6 +389,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         target.clone(),
         &loaded,
         recorded.clone(),
+        &flow,
     )
     .await;
     // `validate.mode = "checksum"`: the run proves every value, not only the counts, before it
@@ -379,6 +401,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                 state_path: Some(opts.state_path.clone()),
                 progress: progress.clone(),
                 recorded,
+                // A swap is validated in its shadow, before it replaces the live table.
+                loaded_into: crate::swap::shadows(&store, &job_id).await?,
                 ..Default::default()
             };
             match crate::validate::validate_plan(plan, &vopts).await {
@@ -400,6 +424,21 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         }
         other => other,
     };
+    // Validated: now the shadows replace the live tables, all in one transaction.
+    let result = match result {
+        Ok(mut summary) => {
+            progress.set_phase("swapping");
+            match crate::swap::swap_in(&store, target.as_ref(), &job_id).await {
+                Ok(swapped) => {
+                    crate::swap::rename_in_summary(&mut summary.tables, &swapped);
+                    progress.set_phase("done");
+                    Ok(summary)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     match result {
         Ok(mut summary) => {
             summary.duration_secs = started.elapsed().as_secs_f64();
@@ -412,12 +451,19 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             summary.hazards = scan_findings;
             summary.estimate = run_estimate;
             summary.warnings.extend(job_plan.warnings.clone());
-            store
-                .set_summary(&job_id, &serde_json::to_string(&summary)?)
-                .await?;
-            store
-                .set_job_state(&job_id, JobState::Succeeded, None)
-                .await?;
+            if flow.writes_target() {
+                store
+                    .set_summary(&job_id, &serde_json::to_string(&summary)?)
+                    .await?;
+                store
+                    .set_job_state(&job_id, JobState::Succeeded, None)
+                    .await?;
+            } else {
+                // Extracted or transformed: the job waits for its next phase, target untouched.
+                store
+                    .set_job_state(&job_id, JobState::Initialized, None)
+                    .await?;
+            }
             Ok(summary)
         }
         Err(e) => {
@@ -434,6 +480,30 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
             Err(e)
         }
     }
+}
+
+/// How this run moves chunks: all steps at once, or one staged phase once the phase before it
+/// has staged every chunk.
+async fn chunk_flow(
+    store: &Store,
+    opts: &RunOptions,
+    job_id: &str,
+) -> Result<ChunkFlow, EngineError> {
+    let Some(phase) = opts.phase else {
+        return Ok(ChunkFlow::direct());
+    };
+    let root = opts.staging.clone().ok_or_else(|| {
+        EngineError::Plan(vec![format!(
+            "the {} phase stages Parquet files: give it a staging directory (--staging DIR)",
+            phase.as_str()
+        )])
+    })?;
+    let input = crate::staging::check_ready(store, &root, job_id, phase).await?;
+    Ok(ChunkFlow {
+        phase: Some(phase),
+        input,
+        staging: Some(Staging::new(&root, job_id)),
+    })
 }
 
 fn describe_plan_change(old: &Plan, new: &Plan) -> String {
@@ -466,11 +536,15 @@ async fn undo_job(store: &Store, target: &dyn Target, job_id: &str) -> Result<()
     for m in store.mappings(job_id).await? {
         let t: TableJob = serde_json::from_str(&m.mapping_json)?;
         match m.decision.as_str() {
-            "create" | "drop" => target.execute(std::slice::from_ref(&t.ddl.drop)).await?,
+            // A swap's mapping is its shadow: the live table was not touched yet.
+            "create" | "drop" | "swap" => target.execute(std::slice::from_ref(&t.ddl.drop)).await?,
             "truncate" => {
                 target
                     .execute(std::slice::from_ref(&t.ddl.truncate))
                     .await?
+            }
+            "upsert" => {
+                crate::rollback::undo_upsert(store, target, job_id, &t).await?;
             }
             _ => {
                 tracing::warn!(table = %t.target.name, "append-mode rows of the restarted job stay in the table");
@@ -494,8 +568,14 @@ async fn create_job(
     plan_fp: &str,
     schema_fp: &str,
 ) -> Result<Loaded, EngineError> {
+    let job_id = format!(
+        "{}-{}",
+        plan.job_name(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let mut problems = Vec::new();
     let mut tables = Vec::new();
+    let mut undo = Vec::new();
     for t in &job_plan.tables {
         let exists = target.table_exists(&t.target.name).await?;
         let decision = match (exists, t.if_exists) {
@@ -509,17 +589,80 @@ async fn create_job(
             (false, _) => "create",
             (true, IfExists::Fail) => {
                 problems.push(format!(
-                    "target table {} exists; set load.if_exists (or [tables.\"{}\"] if_exists) to \"truncate\", \"append\" or \"drop\"",
+                    "target table {} exists; set load.if_exists (or [tables.\"{}\"] if_exists) to \"swap\", \"upsert\", \"truncate\", \"append\" or \"drop\"",
                     t.target.name, t.source
                 ));
                 continue;
             }
             (true, IfExists::Truncate) => "truncate",
+            // Files have no rows to add to: a second export would replace the first.
+            (true, IfExists::Append) if target.dialect() == decant_core::Dialect::File => {
+                problems.push(format!(
+                    "{} exists in the target directory, and files cannot be appended to; set if_exists to \"drop\" (or \"truncate\") to replace it",
+                    t.target.name
+                ));
+                continue;
+            }
             (true, IfExists::Append) => "append",
+            (true, IfExists::Swap | IfExists::Upsert)
+                if target.dialect() == decant_core::Dialect::File =>
+            {
+                problems.push(format!(
+                    "{} exists in the target directory; swap and upsert need a database target: set if_exists to \"drop\" (or \"truncate\") to replace the file",
+                    t.target.name
+                ));
+                continue;
+            }
             (true, IfExists::Drop) => "drop",
+            (true, IfExists::Swap) => "swap",
+            (true, IfExists::Upsert) => "upsert",
         };
-        tables.push((t.clone(), decision.to_string()));
+        match decision {
+            "swap" => {
+                if let Some(problem) = crate::swap::swap_problems(t, target).await? {
+                    problems.push(problem);
+                    continue;
+                }
+                let names = UndoNames::for_swap(&t.target.name, &job_id);
+                let shadow = names.shadow.clone().expect("a swap has a shadow");
+                tables.push((
+                    crate::swap::shadow_job(t, &shadow, target, plan.load.primary_key_after_load),
+                    decision.to_string(),
+                ));
+                undo.push(names.record("swap", crate::swap::state::LOADING)?);
+            }
+            "upsert" => {
+                let declared = plan
+                    .tables
+                    .get(&t.source.to_string())
+                    .or_else(|| plan.tables.get(&t.source.name))
+                    .and_then(|c| c.key.as_ref());
+                match crate::swap::upsert_key(t, declared) {
+                    Err(problem) => problems.push(problem),
+                    Ok(_) if target.upsert().is_none() => problems.push(format!(
+                        "{}: this target cannot upsert; set if_exists to \"swap\", \"append\" or \"truncate\"",
+                        t.target.name
+                    )),
+                    Ok(key) => {
+                        let names = UndoNames::for_upsert(&t.target.name, &job_id, key);
+                        undo.push(names.record("upsert", crate::swap::state::RECORDING)?);
+                        tables.push((t.clone(), decision.to_string()));
+                    }
+                }
+            }
+            _ => tables.push((t.clone(), decision.to_string())),
+        }
     }
+    let swapped: Vec<&TableJob> = job_plan
+        .tables
+        .iter()
+        .filter(|t| {
+            tables
+                .iter()
+                .any(|(s, d)| d == "swap" && s.source == t.source)
+        })
+        .collect();
+    problems.extend(swapped_parents(&swapped));
     if !problems.is_empty() {
         return Err(EngineError::Plan(problems));
     }
@@ -552,11 +695,6 @@ async fn create_job(
         }
         chunks.insert(t.target.name.to_string(), specs);
     }
-    let job_id = format!(
-        "{}-{}",
-        plan.job_name(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
     let mappings: Vec<MappingRecord> = tables
         .iter()
         .enumerate()
@@ -584,6 +722,9 @@ async fn create_job(
         )
         .await?;
     store.save_plan(&job_id, &mappings, &chunk_records).await?;
+    for record in &undo {
+        store.record_undo_table(&job_id, record).await?;
+    }
     Ok(Loaded {
         job_id,
         resumed: false,
@@ -593,8 +734,8 @@ async fn create_job(
 }
 
 /// The highest value of an incremental source's `field` already in the target table: what
-/// the next read starts after. Only an `append` load keeps the earlier rows; a table that is
-/// created, truncated or dropped starts empty, so it reads everything.
+/// the next read starts after. Only an `append` or `upsert` load keeps the earlier rows; a table
+/// that is created, truncated, dropped or swapped in starts empty, so it reads everything.
 async fn incremental_watermark(
     plan: &Plan,
     t: &TableJob,
@@ -602,7 +743,7 @@ async fn incremental_watermark(
     field: &str,
     target: &dyn Target,
 ) -> Result<Option<String>, EngineError> {
-    if decision != "append" {
+    if decision != "append" && decision != "upsert" {
         return Ok(None);
     }
     let renamed = plan
@@ -621,9 +762,51 @@ async fn incremental_watermark(
     Ok(target.max_value(&t.target, &renamed).await?)
 }
 
+/// The upsert records of a job, by live table name.
+async fn upsert_names(
+    store: &Store,
+    job_id: &str,
+) -> Result<HashMap<String, UndoNames>, EngineError> {
+    let mut names = HashMap::new();
+    for record in store.undo_tables(job_id).await? {
+        if record.strategy == "upsert" {
+            names.insert(
+                record.target_table.clone(),
+                UndoNames::from_record(&record)?,
+            );
+        }
+    }
+    Ok(names)
+}
+
+/// Swapped tables whose new definition references another table swapped by the same job: the
+/// shadow's foreign key would be created against the old parent, and follow it to its backup.
+fn swapped_parents(swapped: &[&TableJob]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for t in swapped {
+        for fk in &t.target.foreign_keys {
+            let parent = &fk.ref_table;
+            if *parent != t.target.name && swapped.iter().any(|p| p.target.name == *parent) {
+                problems.push(format!(
+                    "{}: its foreign key {} references {parent}, which this job swaps too; swap them in separate jobs, or set if_exists = \"drop\" for both",
+                    t.target.name, fk.name
+                ));
+            }
+        }
+    }
+    problems
+}
+
 struct ChunkTask {
     table: Arc<TableJob>,
     chunk: ChunkSpec,
+    /// The chunk's position in its table's plan (names its staged file).
+    order: usize,
+    /// What this phase reads, applies and writes.
+    flow: Arc<ChunkFlow>,
+    /// The schema of the batches read: the source's, or the transforms' output when reading
+    /// transformed chunks.
+    input_schema: arrow_schema::SchemaRef,
     progress: Arc<TableProgress>,
     batch_rows: usize,
     /// Chunks of this table allowed in flight at once (fewer than `parallelism` for wide rows).
@@ -639,6 +822,8 @@ struct ChunkTask {
     /// For an append load into a table that existed: the target column (index) of its integer
     /// key, whose values each chunk records so that a rollback can delete exactly its rows.
     key_capture: Option<usize>,
+    /// For an upsert: the key and the side table of pre-images.
+    upsert: Option<Arc<UndoNames>>,
     /// The table's transforms and limits.
     transforms: Arc<crate::transform_run::TableTransforms>,
     /// Records read for the whole job (for `load.max_reject_ratio`).
@@ -684,6 +869,7 @@ fn row_width(size_bytes: u64, rows: u64) -> usize {
     (size_bytes / rows).clamp(16, 1 << 30) as usize
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     plan: &Plan,
     opts: &RunOptions,
@@ -692,12 +878,19 @@ async fn execute(
     target: Arc<dyn Target>,
     loaded: &Loaded,
     recorded: Option<Arc<crate::validate::InRunDigests>>,
+    flow: &ChunkFlow,
 ) -> Result<RunSummary, EngineError> {
     let progress = opts.progress.clone();
     let job_id = loaded.job_id.as_str();
     let counters = PolicyCounters::default();
-    target.prepare_markers().await?;
-    let committed: Vec<ChunkMarker> = target.committed_chunks(job_id).await?;
+    // What this phase has committed: the target's markers, or the staged files it wrote.
+    let committed: Vec<ChunkMarker> = match flow.output() {
+        None => {
+            target.prepare_markers().await?;
+            target.committed_chunks(job_id).await?
+        }
+        Some(stage) => flow.staging()?.done(stage, &loaded.chunks).await?,
+    };
     let done: HashSet<(String, String)> = committed
         .iter()
         .map(|m| (m.table.clone(), m.chunk_id.clone()))
@@ -705,7 +898,7 @@ async fn execute(
     let tables_with_rows: HashSet<&str> = committed.iter().map(|m| m.table.as_str()).collect();
 
     progress.set_phase("creating tables");
-    for (t, decision) in &loaded.tables {
+    for (t, decision) in loaded.tables.iter().filter(|_| flow.writes_target()) {
         if tables_with_rows.contains(t.target.name.to_string().as_str()) {
             continue; // prepared by the interrupted run, which already committed rows into it
         }
@@ -716,10 +909,41 @@ async fn execute(
                 statements.extend(t.ddl.create.clone());
             }
             "truncate" => statements.push(t.ddl.truncate.clone()),
-            "create" => statements.extend(t.ddl.create.clone()),
+            // A swap creates its shadow table: the live one is not touched until the swap.
+            "create" | "swap" => statements.extend(t.ddl.create.clone()),
             _ => {}
         }
         target.execute(&statements).await?;
+    }
+    // Upserts keep their pre-images in a side table next to the target table.
+    let upserts = upsert_names(store, job_id).await?;
+    for (t, decision) in &loaded.tables {
+        if decision != "upsert" {
+            continue;
+        }
+        let names = upserts.get(&t.target.name.to_string()).ok_or_else(|| {
+            EngineError::Internal(format!(
+                "the upsert of {} has no pre-image table",
+                t.target.name
+            ))
+        })?;
+        let side = names.preimages.as_ref().ok_or_else(|| {
+            EngineError::Internal(format!(
+                "the upsert of {} has no pre-image table",
+                t.target.name
+            ))
+        })?;
+        if !target.table_exists(side).await? {
+            let upsert = target.upsert().ok_or_else(|| {
+                EngineError::Plan(vec![format!(
+                    "{}: this target cannot upsert",
+                    t.target.name
+                )])
+            })?;
+            target
+                .execute(&upsert.preimage_ddl(&t.target, side))
+                .await?;
+        }
     }
 
     let max_memory = match opts.max_memory {
@@ -738,7 +962,12 @@ async fn execute(
     let mut tasks = Vec::new();
     for (t, decision) in &loaded.tables {
         let key = t.target.name.to_string();
-        let key_capture = key_capture(t, decision);
+        let key_capture = key_capture(t, decision).filter(|_| flow.writes_target());
+        let upsert = if decision == "upsert" && flow.writes_target() {
+            upserts.get(&key).cloned().map(Arc::new)
+        } else {
+            None
+        };
         let specs = loaded.chunks.get(&key).cloned().unwrap_or_default();
         let estimated: u64 = specs.iter().map(|c| c.estimated_rows).sum();
         let tp = progress.add_table(&key, estimated.max(t.row_estimate), specs.len() as u64);
@@ -779,6 +1008,10 @@ async fn execute(
             )),
             None => None,
         };
+        let input_schema = match (&flow.input, &compiled) {
+            (Some(Stage::Transform), Some(c)) => c.output_schema(),
+            _ => t.source_schema(),
+        };
         let table_rejected = rejected_before.get(&key).copied().unwrap_or(0);
         let table_seen = committed
             .iter()
@@ -800,13 +1033,18 @@ async fn execute(
             cfg.and_then(|c| c.max_reject_ratio),
         ));
         table_transforms.insert(key.clone(), transforms.clone());
-        for c in specs
+        let flow = Arc::new(flow.clone());
+        for (order, c) in specs
             .into_iter()
-            .filter(|c| !done.contains(&(key.clone(), c.id.clone())))
+            .enumerate()
+            .filter(|(_, c)| !done.contains(&(key.clone(), c.id.clone())))
         {
             tasks.push(ChunkTask {
                 table: table.clone(),
                 chunk: c,
+                order,
+                flow: flow.clone(),
+                input_schema: input_schema.clone(),
                 progress: tp.clone(),
                 batch_rows,
                 slots: slots.clone(),
@@ -815,6 +1053,7 @@ async fn execute(
                 max_rejects: plan.load.max_rejects,
                 recorded: recorded.clone(),
                 key_capture,
+                upsert: upsert.clone(),
                 transforms: transforms.clone(),
                 job_seen: job_seen.clone(),
                 max_reject_ratio: plan.load.max_reject_ratio,
@@ -822,7 +1061,7 @@ async fn execute(
         }
     }
 
-    progress.set_phase("loading");
+    progress.set_phase(flow.moving_step());
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let results: Vec<Result<(), EngineError>> = futures::stream::iter(tasks)
         .map(|task| {
@@ -857,8 +1096,9 @@ async fn execute(
                     Ok((rows, bytes, changed)) => {
                         counters.merge(&key, &changed);
                         task.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                        let state = task.flow.done_state();
                         store
-                            .update_chunk(job_id, &key, &task.chunk.id, "done", rows, bytes, None)
+                            .update_chunk(job_id, &key, &task.chunk.id, state, rows, bytes, None)
                             .await?;
                         Ok(())
                     }
@@ -894,10 +1134,35 @@ async fn execute(
     if let Some(err) = results.into_iter().find_map(Result::err) {
         return Err(err);
     }
+    if let Some(stage) = flow.output() {
+        let summary = staged_summary(plan, store, loaded, flow, stage, &table_transforms).await?;
+        progress.set_phase(if stage == Stage::Extract {
+            "extracted"
+        } else {
+            "transformed"
+        });
+        return Ok(summary);
+    }
 
     // The source's counts (for the proof at the end) are taken while the target builds its
     // keys and indexes: two servers, two cores, one wait.
-    let source_counts = {
+    let source_counts = if flow.input.is_some() {
+        // Loading staged chunks: the proof counts against what was extracted, not against a
+        // source that may have moved on since.
+        let extracted = flow.staging()?.extracted_records(&loaded.chunks).await?;
+        let keys: Vec<String> = loaded
+            .tables
+            .iter()
+            .map(|(t, _)| t.target.name.to_string())
+            .collect();
+        tokio::spawn(async move {
+            Ok::<_, ConnectorError>(
+                keys.iter()
+                    .map(|k| extracted.get(k).copied().unwrap_or(0))
+                    .collect(),
+            )
+        })
+    } else {
         let (source, names) = (
             source.clone(),
             loaded
@@ -944,7 +1209,7 @@ async fn execute(
         let rows_written: u64 = mine.iter().map(|m| m.rows).sum();
         let expected_chunks = loaded.chunks.get(&key).map_or(0, Vec::len);
         let source_rows = source_counts[i];
-        let target_rows = if decision == "append" {
+        let target_rows = if decision == "append" || decision == "upsert" {
             None
         } else {
             Some(target.count_rows(&t.target.name).await?)
@@ -1028,6 +1293,95 @@ async fn execute(
     })
 }
 
+/// The outcome of an extract or transform phase: per table the chunks and rows staged, and the
+/// records quarantined and filtered on the way (the transform phase owns the quarantine; the
+/// extract phase counts only the reader's rejects, kept beside the chunks).
+async fn staged_summary(
+    plan: &Plan,
+    store: &Store,
+    loaded: &Loaded,
+    flow: &ChunkFlow,
+    stage: Stage,
+    table_transforms: &HashMap<String, Arc<crate::transform_run::TableTransforms>>,
+) -> Result<RunSummary, EngineError> {
+    let staging = flow.staging()?;
+    let markers = staging.done(stage, &loaded.chunks).await?;
+    let committed: HashSet<(String, String)> = markers
+        .iter()
+        .map(|m| (m.table.clone(), m.chunk_id.clone()))
+        .collect();
+    let (rejected, filtered) = match stage {
+        Stage::Transform => (
+            committed_rejects(store, &loaded.job_id, &committed).await?,
+            committed_filtered(store, &loaded.job_id, &committed).await?,
+        ),
+        Stage::Extract => {
+            let mut rejected: HashMap<String, u64> = HashMap::new();
+            for (table, specs) in &loaded.chunks {
+                for order in 0..specs.len() {
+                    *rejected.entry(table.clone()).or_default() +=
+                        staging.read_rejects(table, order)?.len() as u64;
+                }
+            }
+            (rejected, HashMap::new())
+        }
+    };
+    let mut tables = Vec::new();
+    for (t, decision) in &loaded.tables {
+        let key = t.target.name.to_string();
+        let rows: u64 = markers
+            .iter()
+            .filter(|m| m.table == key)
+            .map(|m| m.rows)
+            .sum();
+        let rows_rejected = rejected.get(&key).copied().unwrap_or(0);
+        let rows_filtered = filtered.get(&key).copied().unwrap_or(0);
+        tables.push(TableSummary {
+            source: t.source.to_string(),
+            target: key.clone(),
+            source_rows: rows + rows_rejected + rows_filtered,
+            rows_written: rows,
+            rows_rejected,
+            rows_filtered,
+            transforms: table_transforms
+                .get(&key)
+                .map(|t| t.summary())
+                .unwrap_or_default(),
+            target_rows: None,
+            bytes: 0,
+            chunks: loaded.chunks.get(&key).map_or(0, Vec::len),
+            chunks_resumed: 0,
+            decision: decision.clone(),
+            notes: vec![format!(
+                "staged in {}",
+                staging.stage_dir(&key, stage).display()
+            )],
+        });
+    }
+    Ok(RunSummary {
+        job_id: loaded.job_id.clone(),
+        job_name: plan.job_name().to_string(),
+        state: if stage == Stage::Extract {
+            "extracted".into()
+        } else {
+            "transformed".into()
+        },
+        resumed: loaded.resumed,
+        rows: tables.iter().map(|t| t.rows_written).sum(),
+        bytes: 0,
+        rejects: tables.iter().map(|t| t.rows_rejected).sum(),
+        tables,
+        duration_secs: 0.0,
+        views_not_migrated: vec![],
+        warnings: vec![],
+        scan: ScanMode::Off,
+        hazards: vec![],
+        policy_changes: vec![],
+        validation: None,
+        estimate: None,
+    })
+}
+
 /// Runs one chunk with retries. A retry first checks the markers: a chunk whose commit went
 /// through before the connection dropped is done, not loaded twice.
 async fn run_chunk(
@@ -1062,7 +1416,9 @@ async fn run_chunk(
                 let wait = Duration::from_millis(500 * (1 << attempt.min(6)));
                 tracing::warn!(table = %key, chunk = %task.chunk.id, attempt, error = %e, "chunk failed, retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
-                if let Ok(markers) = target.committed_chunks(job_id).await
+                // A staged file is renamed into place last: a failed attempt never left one.
+                if task.flow.writes_target()
+                    && let Ok(markers) = target.committed_chunks(job_id).await
                     && let Some(m) = markers
                         .iter()
                         .find(|m| m.table == key && m.chunk_id == task.chunk.id)
@@ -1115,16 +1471,20 @@ async fn attempt_chunk(
         rows: 0,
     };
     let target_schema = t.target_schema();
+    let flow = task.flow.clone();
     let mut transform = task
         .transforms
         .compiled
         .as_ref()
+        .filter(|_| flow.applies_steps())
         .map(|c| c.begin_chunk(&task.chunk.id));
-    let transformed = transform.is_some();
+    // Batches of transformed chunks carry the target's columns already.
+    let transformed = transform.is_some()
+        || (flow.input == Some(Stage::Transform) && task.transforms.compiled.is_some());
     let mut limits = crate::transform_run::Reservation::default();
     let (rtx, mut rrx) = mpsc::channel(2);
     let (wtx, wrx) = chunk_channel(2);
-    let reader = tokio::spawn(async move { source.read_chunk(&request, rtx).await });
+    let reader = spawn_reader(source, request, task, rtx)?;
     let mut hasher = task
         .recorded
         .as_ref()
@@ -1162,17 +1522,21 @@ async fn attempt_chunk(
                     ),
                 });
             }
-            let batch = crate::policy::apply(&batch, &t.checks, &mut changed).map_err(
-                |(col, message)| ConnectorError::Value {
-                    table: t.source.to_string(),
-                    column: t
-                        .source_columns
-                        .get(col)
-                        .map_or_else(String::new, |c| c.name.clone()),
-                    range: task.chunk.range.describe(),
-                    message,
-                },
-            )?;
+            let batch = if flow.applies_steps() {
+                crate::policy::apply(&batch, &t.checks, &mut changed).map_err(
+                    |(col, message)| ConnectorError::Value {
+                        table: t.source.to_string(),
+                        column: t
+                            .source_columns
+                            .get(col)
+                            .map_or_else(String::new, |c| c.name.clone()),
+                        range: task.chunk.range.describe(),
+                        message,
+                    },
+                )?
+            } else {
+                batch
+            };
             let batch = match transform.as_mut() {
                 Some(run) => {
                     let applied = run.apply(&batch).map_err(|e| {
@@ -1194,17 +1558,23 @@ async fn attempt_chunk(
                 }
                 None => batch,
             };
-            let converted = convert_batch(&batch, &target_schema).map_err(|(col, message)| {
-                ConnectorError::Value {
-                    table: t.source.to_string(),
-                    column: column_name(col),
-                    range: task.chunk.range.describe(),
-                    message: format!(
-                        "cannot convert to the target type {}: {message}",
-                        t.target.columns.get(col).map_or("", |c| &c.native_type)
-                    ),
-                }
-            })?;
+            // Staged chunks keep the source's (or the transforms') types: inspectable as they
+            // were read, converted on the way into the target.
+            let converted = if !flow.converts() {
+                batch
+            } else {
+                convert_batch(&batch, &target_schema).map_err(|(col, message)| {
+                    ConnectorError::Value {
+                        table: t.source.to_string(),
+                        column: column_name(col),
+                        range: task.chunk.range.describe(),
+                        message: format!(
+                            "cannot convert to the target type {}: {message}",
+                            t.target.columns.get(col).map_or("", |c| &c.native_type)
+                        ),
+                    }
+                })?
+            };
             if let Some(col) = task.key_capture {
                 let values =
                     arrow_cast::cast(converted.column(col), &arrow_schema::DataType::Int64)
@@ -1228,6 +1598,35 @@ async fn attempt_chunk(
             wtx.send(converted).await?;
         }
         let read = reader.await??;
+        if let Some(h) = hasher.as_mut() {
+            h.left_out(filtered, rule_rejects);
+        }
+        if !flow.applies_steps() {
+            if flow.output() == Some(Stage::Extract) {
+                // The reader's rejects wait beside the chunk for the phase that quarantines.
+                let staging = flow.staging().map_err(internal)?.clone();
+                let (key, order, found) = (t.target.name.to_string(), task.order, rejects.take());
+                tokio::task::spawn_blocking(move || {
+                    staging.write_rejects(&key, order, &found).map_err(internal)
+                })
+                .await??;
+            }
+            // Transformed chunks were quarantined, filtered and counted by the transform phase;
+            // what rollback deletes is still this load's to record.
+            if task.key_capture.is_some() {
+                store
+                    .replace_inserted_keys(
+                        job_id,
+                        &t.target.name.to_string(),
+                        &task.chunk.id,
+                        &keys,
+                    )
+                    .await
+                    .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            }
+            wtx.finish().await?;
+            return Ok::<_, ConnectorError>((read, bytes, changed));
+        }
         // The chunk's rejects reach the quarantine before the chunk may commit, replacing an
         // earlier attempt's: if the commit then fails, the retry replaces them again.
         // They are stored even when they pass the limit, so the user sees what stopped the job.
@@ -1286,7 +1685,36 @@ async fn attempt_chunk(
         wtx.finish().await?;
         Ok::<_, ConnectorError>((read - filtered - rule_rejects, bytes, changed))
     };
-    let writer = target.write_chunk(job_id, &t.target, &task.chunk.id, wrx);
+    let writer: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<u64, ConnectorError>> + Send + '_>,
+    > = match (flow.output(), &task.upsert) {
+        (None, Some(names)) => {
+            let upsert = target.upsert().ok_or_else(|| {
+                ConnectorError::Config(format!("{}: this target cannot upsert", t.target.name))
+            })?;
+            let side = names.preimages.as_ref().ok_or_else(|| {
+                ConnectorError::Internal(format!("{}: no pre-image table", t.target.name))
+            })?;
+            Box::pin(upsert.write_chunk_upsert(
+                job_id,
+                &t.target,
+                &names.key,
+                side,
+                &task.chunk.id,
+                wrx,
+            ))
+        }
+        (None, None) => Box::pin(target.write_chunk(job_id, &t.target, &task.chunk.id, wrx)),
+        (Some(stage), _) => {
+            let staging = flow.staging().map_err(internal)?;
+            let path = staging.chunk_file(&t.target.name.to_string(), stage, task.order);
+            let schema = match (stage, &task.transforms.compiled) {
+                (Stage::Transform, Some(c)) => c.output_schema(),
+                _ => t.source_schema(),
+            };
+            Box::pin(decant_connectors::staged::write_staged(path, schema, wrx))
+        }
+    };
     // Both halves run to their end, so the error reported is the cause, not its echo: a failed
     // reader makes the writer see a closed channel, a failed writer makes the relay see one.
     let (relayed, written) = tokio::join!(relay, writer);
@@ -1315,6 +1743,38 @@ async fn attempt_chunk(
         task.transforms.merge(&run.commit());
     }
     Ok((written, bytes, changed))
+}
+
+fn internal(e: EngineError) -> ConnectorError {
+    ConnectorError::Internal(e.to_string())
+}
+
+/// Starts the chunk's reader: the source, or the staged file of the stage this phase reads
+/// (an extracted chunk's reader rejects join the chunk's reject log, for the phase that
+/// quarantines them).
+fn spawn_reader(
+    source: Arc<dyn Source>,
+    request: ReadRequest,
+    task: &ChunkTask,
+    tx: mpsc::Sender<arrow_array::RecordBatch>,
+) -> Result<tokio::task::JoinHandle<Result<u64, ConnectorError>>, ConnectorError> {
+    let Some(stage) = task.flow.input else {
+        return Ok(tokio::spawn(async move {
+            source.read_chunk(&request, tx).await
+        }));
+    };
+    let staging = task.flow.staging().map_err(internal)?.clone();
+    let key = task.table.target.name.to_string();
+    let (order, schema, batch_rows) = (task.order, task.input_schema.clone(), task.batch_rows);
+    Ok(tokio::task::spawn_blocking(move || {
+        if stage == Stage::Extract {
+            for r in staging.read_rejects(&key, order).map_err(internal)? {
+                request.rejects.push(r);
+            }
+        }
+        let path = staging.chunk_file(&key, stage, order);
+        decant_connectors::staged::read_staged(&path, &schema, batch_rows, &tx)
+    }))
 }
 
 /// Quarantined records per target table, of the chunks in `committed` only.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use decant_core::plan::Plan;
-use decant_engine::{JobControl, Progress, RunOptions, ValidateOptions};
+use decant_engine::{JobControl, Phase, Progress, RunOptions, Staging, ValidateOptions};
 use decant_store::{JobState, Store};
 use tokio::sync::Semaphore;
 
@@ -23,6 +23,8 @@ pub struct LiveJob {
 /// The mutable part of a live job.
 pub struct LiveState {
     pub state: JobState,
+    /// The staged phase last started (extract, transform, load); `None` for a one-shot run.
+    pub phase: Option<Phase>,
     pub progress: Arc<Progress>,
     /// When the current run started loading (for rows/s).
     pub started: Option<Instant>,
@@ -40,15 +42,23 @@ pub struct LiveState {
 pub struct JobManager {
     pub store: Store,
     pub state_path: PathBuf,
+    /// Where staged phases write their Parquet files, one folder per job.
+    pub staging: PathBuf,
     jobs: Arc<Mutex<HashMap<String, Arc<LiveJob>>>>,
     slots: Arc<Semaphore>,
 }
 
 impl JobManager {
-    pub fn new(store: Store, state_path: PathBuf, max_concurrent: usize) -> JobManager {
+    pub fn new(
+        store: Store,
+        state_path: PathBuf,
+        staging: PathBuf,
+        max_concurrent: usize,
+    ) -> JobManager {
         JobManager {
             store,
             state_path,
+            staging,
             jobs: Arc::default(),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
@@ -67,6 +77,7 @@ impl JobManager {
             control: JobControl::default(),
             inner: Mutex::new(LiveState {
                 state,
+                phase: Staging::new(&self.staging, id).recorded_phase(),
                 progress: Arc::new(Progress::default()),
                 started: None,
                 error: None,
@@ -109,15 +120,21 @@ impl JobManager {
         }
     }
 
-    /// Queues a run of `job`; it starts when a slot is free. The runner resumes from the
-    /// target's chunk markers, so a job that was running before a restart loads each chunk once.
-    pub async fn start(&self, job: Arc<LiveJob>) {
+    /// Queues a run of `job` (all phases, or the staged `phase`); it starts when a slot is
+    /// free. The runner resumes from the target's chunk markers (or the staged files), so a job
+    /// that was running before a restart moves each chunk once.
+    pub async fn start(&self, job: Arc<LiveJob>, phase: Option<Phase>) {
         let paused = job.control.is_paused();
         {
             let mut inner = job.inner.lock().expect("job lock");
             inner.progress = Arc::new(Progress::default());
             inner.error = None;
             inner.started = None;
+            inner.phase = phase;
+        }
+        // Recorded before the job is queued, so that a restart resumes this phase.
+        if let Err(e) = Staging::new(&self.staging, &job.id).record_phase(phase) {
+            tracing::error!(job = %job.id, error = %e, "cannot record the job's phase");
         }
         self.set_state(
             &job,
@@ -150,10 +167,17 @@ impl JobManager {
                 state_path: manager.state_path.clone(),
                 progress,
                 control: job.control.clone(),
+                phase,
+                staging: Some(manager.staging.clone()),
                 ..Default::default()
             };
             let result = decant_engine::run(&job.plan, &opts).await;
             match result {
+                Ok(summary) if matches!(phase, Some(Phase::Extract | Phase::Transform)) => {
+                    // Staged, target untouched: the job waits for its next phase.
+                    tracing::info!(job = %job.id, rows = summary.rows, phase = ?phase, "phase done");
+                    manager.set_state(&job, JobState::Initialized, None).await;
+                }
                 Ok(summary) => {
                     tracing::info!(job = %job.id, rows = summary.rows, "job succeeded");
                     manager.set_state(&job, JobState::Succeeded, None).await;
@@ -261,8 +285,9 @@ impl JobManager {
             if record.state == JobState::Paused {
                 job.control.pause();
             }
-            tracing::info!(job = %record.id, state = record.state.as_str(), "resuming job");
-            self.start(job).await;
+            let phase = job.inner.lock().expect("job lock").phase;
+            tracing::info!(job = %record.id, state = record.state.as_str(), phase = ?phase, "resuming job");
+            self.start(job, phase).await;
             n += 1;
         }
         Ok(n)

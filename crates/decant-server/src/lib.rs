@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The control store: a SQLite file, or a `postgres://` URL.
     pub state_path: PathBuf,
+    /// The staging root of the extract and transform phases.
+    pub staging: PathBuf,
     /// Jobs loading at once; further jobs queue.
     pub max_concurrent: usize,
 }
@@ -48,11 +50,15 @@ pub fn router(manager: JobManager) -> Router {
     Router::new()
         .route("/migration/initialize", post(routes::create_migration))
         .route("/migration/run", post(routes::run_migration))
+        .route("/migration/extract", post(routes::extract_migration))
+        .route("/migration/transform", post(routes::transform_migration))
+        .route("/migration/load", post(routes::load_migration))
         .route("/migration/validate", post(routes::validate_migration))
         .route("/migration/pause", post(routes::pause_migration))
         .route("/migration/resume", post(routes::resume_migration))
         .route("/migration/cancel", post(routes::cancel_migration))
         .route("/migration/rollback", post(routes::rollback_migration))
+        .route("/migration/finalize", post(routes::finalize_migration))
         .route("/migration/status", get(routes::get_status))
         .route("/migration/status/stream", get(routes::stream_status))
         .route("/api/v1/jobs", get(routes::list_jobs))
@@ -95,7 +101,12 @@ impl Server {
         if !addr.ip().is_loopback() {
             tracing::warn!(%addr, "listening beyond loopback: the API has no authentication yet; anyone who reaches this address can run and roll back migrations");
         }
-        let manager = JobManager::new(store, config.state_path.clone(), config.max_concurrent);
+        let manager = JobManager::new(
+            store,
+            config.state_path.clone(),
+            config.staging.clone(),
+            config.max_concurrent,
+        );
         let resumed = manager.resume_unfinished().await?;
         if resumed > 0 {
             tracing::info!(jobs = resumed, "resumed unfinished jobs");

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use decant_core::plan::Plan;
+use decant_engine::Phase;
 use decant_store::JobState;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -151,18 +152,87 @@ pub async fn run_migration(
     State(manager): State<JobManager>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let r: JobRef = parse_body(&body)?;
-    let job = live_job(&manager, &r.job_id).await?;
+    start_verb(&manager, &body, None).await
+}
+
+/// Extracts a job in the background: every chunk's source rows, as read, into Parquet files
+/// under the staging directory (`<staging>/<job>/<table>/extract/chunk-000012.parquet`); the
+/// target is not touched. Runs again after a failure or a cancel to stage the missing chunks.
+#[utoipa::path(post, path = "/migration/extract", tag = "migration", request_body = JobRef,
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running or finished", body = crate::error::ErrorBody),
+    ))]
+pub async fn extract_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    start_verb(&manager, &body, Some(Phase::Extract)).await
+}
+
+/// Transforms an extracted job in the background: reads the extracted chunks, applies the
+/// plan's policies, transforms, rules and masks (the code path of run) and writes the result
+/// to `<staging>/<job>/<table>/transform/`; rejects go to the quarantine
+/// (`/api/v1/jobs/{id}/errors`) before anything touches the target.
+#[utoipa::path(post, path = "/migration/transform", tag = "migration", request_body = JobRef,
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running or finished, or not extracted yet", body = crate::error::ErrorBody),
+    ))]
+pub async fn transform_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    start_verb(&manager, &body, Some(Phase::Transform)).await
+}
+
+/// Loads the staged chunks into the target in the background, with the run's exactly-once
+/// chunk markers: the transformed chunks, or the extracted ones when the plan has no transforms.
+#[utoipa::path(post, path = "/migration/load", tag = "migration", request_body = JobRef,
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running or finished, or its chunks are not staged yet", body = crate::error::ErrorBody),
+    ))]
+pub async fn load_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    start_verb(&manager, &body, Some(Phase::Load)).await
+}
+
+/// Queues a run (`phase` none) or one staged phase of the job named in `body`.
+async fn start_verb(
+    manager: &JobManager,
+    body: &[u8],
+    phase: Option<Phase>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let r: JobRef = parse_body(body)?;
+    let job = live_job(manager, &r.job_id).await?;
     let state = state_of(&job);
+    let verb = phase.map_or("run", Phase::as_str);
     if !matches!(
         state,
         JobState::Initialized | JobState::Failed | JobState::Cancelled
     ) {
         return Err(ApiError::conflict(format!(
-            "job {} is {}; only an initialized, failed or cancelled job can run",
+            "job {} is {}; only an initialized, failed or cancelled job can {verb}",
             job.id,
             state.as_str()
         )));
+    }
+    if let Some(phase) = phase {
+        match decant_engine::staging::check_ready(&manager.store, &manager.staging, &job.id, phase)
+            .await
+        {
+            Ok(_) => {}
+            Err(decant_engine::EngineError::NotReady(message)) => {
+                return Err(ApiError::conflict(message));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     // A cancelled job runs again with a fresh control.
     let job = if job.control.is_cancelled() {
@@ -170,7 +240,7 @@ pub async fn run_migration(
     } else {
         job
     };
-    manager.start(job.clone()).await;
+    manager.start(job.clone(), phase).await;
     Ok((StatusCode::ACCEPTED, accepted(&job)))
 }
 
@@ -282,12 +352,13 @@ pub async fn cancel_migration(
 }
 
 /// Undoes a stopped job on the target: tables it created are dropped, rows an append load
-/// inserted are deleted by the keys it recorded. Truncate and drop loads need `force`.
+/// inserted are deleted by the keys it recorded, swapped tables are swapped back, upserts
+/// restore their pre-images. Truncate and drop loads need `force`; a finalized job is refused.
 #[utoipa::path(post, path = "/migration/rollback", tag = "migration", request_body = JobRef,
     responses((status = 200, description = "What was undone, per table", body = Object),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "The job is running or already rolled back", body = crate::error::ErrorBody),
-        (status = 422, description = "The job cannot be undone without loss; retry with force", body = crate::error::ErrorBody)))]
+        (status = 422, description = "The job cannot be undone without loss (retry with force), or was finalized", body = crate::error::ErrorBody)))]
 pub async fn rollback_migration(
     State(manager): State<JobManager>,
     body: axum::body::Bytes,
@@ -312,6 +383,35 @@ pub async fn rollback_migration(
     let report = decant_engine::rollback(&manager.state_path, &job.id, r.force).await?;
     job.inner.lock().expect("job lock").state = JobState::RolledBack;
     Ok(Json(report))
+}
+
+/// Finalizes a succeeded job: drops the backups its swaps kept and the pre-images its upserts
+/// recorded. The job can no longer be rolled back.
+#[utoipa::path(post, path = "/migration/finalize", tag = "migration", request_body = JobRef,
+    responses((status = 200, description = "The backup and pre-image tables dropped", body = Object),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "The job has not succeeded", body = crate::error::ErrorBody),
+        (status = 422, description = "The job was already finalized", body = crate::error::ErrorBody)))]
+pub async fn finalize_migration(
+    State(manager): State<JobManager>,
+    body: axum::body::Bytes,
+) -> Result<Json<decant_engine::FinalizeReport>, ApiError> {
+    let r: JobRef = parse_body(&body)?;
+    let job = live_job(&manager, &r.job_id).await?;
+    let (state, validating) = {
+        let inner = job.inner.lock().expect("job lock");
+        (inner.state, inner.validating)
+    };
+    if state != JobState::Succeeded || validating {
+        return Err(ApiError::conflict(format!(
+            "job {} is {}; only a succeeded job can be finalized",
+            job.id,
+            state.as_str()
+        )));
+    }
+    Ok(Json(
+        decant_engine::finalize(&manager.state_path, &job.id).await?,
+    ))
 }
 
 /// State, phase, per-table and total rows, bytes, rows/s, ETA, rejects and errors of a job.

@@ -15,8 +15,12 @@ pub struct JobStatus {
     /// `rolled_back`.
     pub state: String,
     /// What the runner is doing: `introspecting`, `creating tables`, `loading`,
-    /// `building indexes`, `verifying`, `done`...
+    /// `building indexes`, `verifying`, `done`...; for a staged job the phase last started:
+    /// `extract`, `transform` or `load` (then `step` says what it does).
     pub phase: String,
+    /// The runner's current step: `introspecting`, `extracting`, `extracted`, `transforming`,
+    /// `transformed`, `creating tables`, `loading`, `building indexes`, `verifying`, `done`...
+    pub step: String,
     pub tables: Vec<TableStatus>,
     pub rows_done: u64,
     pub rows_estimated: u64,
@@ -54,10 +58,11 @@ pub struct TableStatus {
 /// The status of `job`, from its live progress (memory only: fast while it loads) plus the
 /// store's error and reject counts.
 pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus, ApiError> {
-    let (state, phase, tables, started, error, validating, validation) = {
+    let (state, staged, phase, tables, started, error, validating, validation) = {
         let inner = job.inner.lock().expect("job lock");
         (
             inner.state,
+            inner.phase,
             inner.progress.phase(),
             inner.progress.tables(),
             inner.started,
@@ -79,7 +84,12 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
         .collect();
     if tables.is_empty() {
         // Not run by this process (yet): the store's chunk progress.
-        tables = stored_tables(manager, &job.id).await?;
+        let done_state = match staged {
+            Some(decant_engine::Phase::Extract) => "extracted",
+            Some(decant_engine::Phase::Transform) => "transformed",
+            _ => "done",
+        };
+        tables = stored_tables(manager, &job.id, done_state).await?;
     }
     let rows_done: u64 = tables.iter().map(|t| t.rows_done).sum();
     let rows_estimated: u64 = tables.iter().map(|t| t.rows_estimated).sum();
@@ -118,16 +128,22 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
             (rejects, errors)
         }
     };
-    let phase = match state {
-        JobState::Initialized | JobState::Queued => "waiting".to_string(),
+    let step = match state {
+        JobState::Initialized | JobState::Queued if phase == "planning" => "waiting".to_string(),
+        JobState::Queued => "waiting".to_string(),
         _ if phase == "planning" && !live => state.as_str().to_string(),
         _ => phase,
+    };
+    let phase = match staged {
+        Some(p) => p.as_str().to_string(),
+        None => step.clone(),
     };
     Ok(JobStatus {
         job_id: job.id.clone(),
         name: job.name.clone(),
         state: state.as_str().to_string(),
         phase,
+        step,
         rows_done,
         rows_estimated,
         bytes_done: tables.iter().map(|t| t.bytes_done).sum(),
@@ -144,7 +160,13 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
     })
 }
 
-async fn stored_tables(manager: &JobManager, job: &str) -> Result<Vec<TableStatus>, ApiError> {
+/// Per-table progress from `progress_tracking`, counting the chunks in `done_state`
+/// (`done`, or `extracted`/`transformed` for the staged phase last started).
+async fn stored_tables(
+    manager: &JobManager,
+    job: &str,
+    done_state: &str,
+) -> Result<Vec<TableStatus>, ApiError> {
     let mut tables: Vec<TableStatus> = Vec::new();
     for c in manager.store.chunks(job).await? {
         if tables.last().is_none_or(|t| t.name != c.table_name) {
@@ -160,7 +182,7 @@ async fn stored_tables(manager: &JobManager, job: &str) -> Result<Vec<TableStatu
         let t = tables.last_mut().expect("pushed above");
         t.rows_estimated += c.estimated_rows.max(0) as u64;
         t.chunks_total += 1;
-        if c.state == "done" {
+        if c.state == done_state {
             t.chunks_done += 1;
             t.rows_done += c.rows_done.max(0) as u64;
         }

@@ -15,6 +15,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Executor, Row, migrate::Migrator};
 
+mod undo;
+pub use undo::UndoTableRecord;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -107,7 +110,7 @@ pub struct MappingRecord {
     pub source_table: String,
     pub target_table: String,
     pub load_order: i64,
-    /// `create`, `truncate`, `append` or `drop`.
+    /// `create`, `truncate`, `append`, `drop`, `swap` or `upsert`.
     pub decision: String,
     pub mapping_json: String,
 }

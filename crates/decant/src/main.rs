@@ -74,8 +74,10 @@ enum Command {
     /// the plan's [[validate.rules]] on the target.
     ///
     /// Works after `decant run` or on tables another tool migrated: every table of the plan
-    /// must exist on both sides. Values are compared after the plan's renames, skips and type
-    /// mapping, in a canonical form (docs/validation.md). Exit 0 when everything matches,
+    /// must exist on both sides. Values are compared after the plan's renames, skips, type
+    /// mapping and transforms (filtered and rejected rows are not expected on the target;
+    /// masked columns are compared and shown masked, so masks with `key_env` need the run's
+    /// key), in a canonical form (docs/validation.md). Exit 0 when everything matches,
     /// 1 when differences or failed rules were found, 2 on errors (like `diff`).
     Validate {
         /// The plan file (TOML, or JSON with a .json extension).
@@ -137,6 +139,10 @@ enum Command {
     },
     /// Migrate: create tables, copy every chunk exactly once, add keys, indexes and foreign keys
     /// after the data, and verify row counts. Run it again after a crash to resume.
+    ///
+    /// The target may also be a directory of files: target.url = "file:///exports/" with
+    /// [target.file] format = "csv", "jsonl" or "parquet" (or a URL ending in /*.csv.gz,
+    /// /*.parquet...), one file per table or per chunk (docs/files.md, "Files as targets").
     Run {
         /// The plan file (TOML, or JSON with a .json extension).
         plan: PathBuf,
@@ -160,6 +166,14 @@ enum Command {
             default_value = ".decant/state.db"
         )]
         state: PathBuf,
+        /// Run one staged phase: `extract` (source → Parquet in the staging dir, target
+        /// untouched), `transform` (extracted → transformed Parquet, rejects quarantined),
+        /// `load` (staged → target, exactly once). Without it, all at once, nothing staged.
+        #[arg(long, value_enum, value_name = "PHASE")]
+        phase: Option<run::PhaseArg>,
+        /// The staging root of --phase (default: `staging/` beside the control store).
+        #[arg(long, value_name = "DIR", env = "DECANT_STAGING")]
+        staging: Option<PathBuf>,
     },
     /// Run Decant as an HTTP service: initialize, run, validate, pause, resume, cancel and roll
     /// back jobs over a JSON API, with live status (also as server-sent events) and an OpenAPI
@@ -183,10 +197,17 @@ enum Command {
         /// Jobs that load at once; further jobs queue.
         #[arg(long, value_name = "N", default_value_t = 10)]
         max_concurrent: usize,
+        /// Where POST /migration/extract and /transform stage Parquet files
+        /// (<DIR>/<job>/<table>/extract/chunk-000012.parquet); default: `staging/` beside a
+        /// SQLite store, `.decant/staging` with a PostgreSQL one.
+        #[arg(long, value_name = "DIR", env = "DECANT_STAGING")]
+        staging: Option<PathBuf>,
     },
     /// Undo a job on the target: drop the tables it created, delete the rows an append load
-    /// inserted (by the keys it recorded). Truncate and drop loads destroyed the old rows and
-    /// are refused unless --force. Exit 0 when rolled back, 1 when refused, 2 on errors.
+    /// inserted (by the keys it recorded), swap swapped tables back (one transaction) and drop
+    /// what was loaded, restore the rows an upsert changed from their pre-images and delete
+    /// the rows it inserted. Truncate and drop loads destroyed the old rows and are refused
+    /// unless --force; a finalized job is refused. Exit 0 when rolled back, 1 when refused.
     Rollback {
         /// The job id (`decant run` prints it; GET /api/v1/jobs lists them).
         job: String,
@@ -194,6 +215,24 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Print what was undone as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The control store (job and chunk state).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "DECANT_STATE",
+            default_value = ".decant/state.db"
+        )]
+        state: PathBuf,
+    },
+    /// Finalize a succeeded job: drop the old tables its swaps kept as backups and the
+    /// pre-images its upserts recorded. Frees their space; the job can no longer be rolled
+    /// back. Exit 0 when finalized, 1 when refused.
+    Finalize {
+        /// The job id (`decant run` prints it; GET /api/v1/jobs lists them).
+        job: String,
+        /// Print what was dropped as JSON.
         #[arg(long)]
         json: bool,
         /// The control store (job and chunk state).
@@ -262,11 +301,13 @@ fn main() -> ExitCode {
                 listen,
                 store,
                 max_concurrent,
+                staging,
             } => {
                 serve::serve(serve::Flags {
                     listen,
                     store,
                     max_concurrent,
+                    staging,
                 })
                 .await
             }
@@ -276,6 +317,7 @@ fn main() -> ExitCode {
                 json,
                 state,
             } => rollback::rollback(&state, &job, force, json).await,
+            Command::Finalize { job, json, state } => rollback::finalize(&state, &job, json).await,
             Command::Rejects {
                 job,
                 format,
@@ -299,6 +341,8 @@ fn main() -> ExitCode {
                 summary_json,
                 max_memory,
                 state,
+                phase,
+                staging,
             } => {
                 run::run(
                     &plan,
@@ -308,6 +352,8 @@ fn main() -> ExitCode {
                         summary_json,
                         max_memory,
                         state,
+                        phase,
+                        staging,
                     },
                 )
                 .await

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use decant_connectors::{connect_source_with, connect_target};
+use decant_connectors::{connect_source_with, connect_target_with};
 use decant_core::plan::Plan;
 use decant_engine::{build_plan, preflight as scan};
 
@@ -11,7 +11,7 @@ use decant_engine::{build_plan, preflight as scan};
 pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let plan = Plan::from_file(path)?;
     let source = connect_source_with(&plan.source_url()?, Some(&plan.source)).await?;
-    let target = connect_target(&plan.target_url()?).await?;
+    let target = connect_target_with(&plan.target_url()?, plan.target.file.as_ref()).await?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let job = build_plan(&plan, &catalog, source.dialect(), target.as_ref())?;
     let mode = match plan.policies.scan {

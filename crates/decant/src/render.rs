@@ -132,7 +132,11 @@ fn truncate(s: &str, n: usize) -> String {
 pub fn print_summary(s: &RunSummary) {
     println!(
         "{} job {}: {} tables, {} rows, {} in {:.1}s ({:.0} rows/s), {} rejects{}",
-        if s.state == "succeeded" { "✓" } else { "✗" },
+        if matches!(s.state.as_str(), "succeeded" | "extracted" | "transformed") {
+            "✓"
+        } else {
+            "✗"
+        },
         s.job_id,
         s.tables.len(),
         s.rows,
@@ -149,6 +153,9 @@ pub fn print_summary(s: &RunSummary) {
             bytes(e.peak_memory_bytes),
             s.duration_secs
         );
+    }
+    if s.state != "succeeded" {
+        println!("  {}; the target is untouched", s.state);
     }
     for t in &s.tables {
         let resumed = if t.chunks_resumed > 0 {

@@ -1,4 +1,5 @@
-//! `decant rollback JOB`: undo what a job did to the target.
+//! `decant rollback JOB`: undo what a job did to the target; `decant finalize JOB`: drop what a
+//! rollback would need.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,6 +25,29 @@ pub async fn rollback(
                     eprintln!("warning: {w}");
                 }
                 println!("job {} rolled back", report.job_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn finalize(state: &Path, job: &str, json: bool) -> anyhow::Result<ExitCode> {
+    match decant_engine::finalize(state, job).await {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for t in &report.dropped {
+                    println!("dropped {t}");
+                }
+                println!(
+                    "job {} finalized; it can no longer be rolled back",
+                    report.job_id
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

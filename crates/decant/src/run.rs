@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use decant_core::plan::Plan;
-use decant_engine::{EngineError, Progress, RunOptions};
+use decant_engine::{EngineError, Phase, Progress, RunOptions};
 
 pub struct Flags {
     pub restart: bool,
@@ -14,6 +14,26 @@ pub struct Flags {
     pub summary_json: Option<PathBuf>,
     pub max_memory: Option<String>,
     pub state: PathBuf,
+    pub phase: Option<PhaseArg>,
+    pub staging: Option<PathBuf>,
+}
+
+/// `--phase`: one staged phase of the job.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PhaseArg {
+    Extract,
+    Transform,
+    Load,
+}
+
+impl From<PhaseArg> for Phase {
+    fn from(p: PhaseArg) -> Phase {
+        match p {
+            PhaseArg::Extract => Phase::Extract,
+            PhaseArg::Transform => Phase::Transform,
+            PhaseArg::Load => Phase::Load,
+        }
+    }
 }
 
 pub async fn run(path: &Path, flags: Flags) -> anyhow::Result<ExitCode> {
@@ -29,6 +49,16 @@ pub async fn run(path: &Path, flags: Flags) -> anyhow::Result<ExitCode> {
         restart: flags.restart,
         max_memory,
         progress: progress.clone(),
+        phase: flags.phase.map(Phase::from),
+        // Beside the control store unless given: `.decant/staging` for `.decant/state.db`.
+        staging: Some(flags.staging.clone().unwrap_or_else(|| {
+            flags
+                .state
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("staging")
+        })),
         ..Default::default()
     };
     let stop = Arc::new(tokio::sync::Notify::new());

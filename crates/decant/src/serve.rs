@@ -11,6 +11,20 @@ pub struct Flags {
     pub listen: SocketAddr,
     pub store: String,
     pub max_concurrent: usize,
+    pub staging: Option<PathBuf>,
+}
+
+/// The default staging root: `staging/` beside a SQLite store, `.decant/staging` with a
+/// PostgreSQL one (whose files live on no disk of this machine).
+fn default_staging(store: &str) -> PathBuf {
+    if decant_store::is_postgres_location(store) {
+        return PathBuf::from(".decant/staging");
+    }
+    store_location(store)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("staging")
 }
 
 /// Where the control store is: a `postgres://` URL as it is, else a SQLite file (a path, or
@@ -42,6 +56,10 @@ pub async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     let config = ServerConfig {
         listen: flags.listen,
         state_path: store_location(&flags.store),
+        staging: flags
+            .staging
+            .clone()
+            .unwrap_or_else(|| default_staging(&flags.store)),
         max_concurrent: flags.max_concurrent,
     };
     let server = Server::bind(&config)
@@ -54,9 +72,10 @@ pub async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!(
-        "decant serve: listening on http://{} (store {}, at most {} jobs at once)",
+        "decant serve: listening on http://{} (store {}, staging {}, at most {} jobs at once)",
         server.addr,
         shown(&flags.store),
+        config.staging.display(),
         config.max_concurrent
     );
     server

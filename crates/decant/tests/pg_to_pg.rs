@@ -173,7 +173,11 @@ async fn existing_tables_follow_if_exists() {
     .await
     .unwrap();
     let w = Workdir::new();
-    let plan = w.plan(&src.url, &dst.url, "").to_str().unwrap().to_string();
+    let plan = w
+        .plan(&src.url, &dst.url, "[load]\nif_exists = \"fail\"\n")
+        .to_str()
+        .unwrap()
+        .to_string();
 
     let out = w.decant(&["run", "-q", &plan]);
     assert!(!out.status.success());

@@ -1,5 +1,6 @@
 //! The README's quickstart works as written: SQLite example → a new SQLite file, then a second
-//! run refuses because the tables exist.
+//! run refuses: the tables exist, and the default swap cannot replace tables that foreign keys
+//! reference.
 
 mod common;
 use common::*;
@@ -48,7 +49,7 @@ fn quickstart_plan_migrates_the_example_shop() {
     let again = w.decant(&["run", "-q", "quickstart.toml"]);
     assert!(!again.status.success());
     assert!(
-        stderr(&again).contains("exists; set load.if_exists"),
+        stderr(&again).contains("cannot be swapped") && stderr(&again).contains("foreign key"),
         "{}",
         stderr(&again)
     );

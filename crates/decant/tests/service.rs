@@ -25,7 +25,18 @@ impl Service {
 
     /// `store`: a `postgres://` control store; `None` is the SQLite file of the work dir.
     fn start_on(w: &Workdir, max_concurrent: usize, store: Option<&str>) -> Service {
+        Service::start_staged(w, max_concurrent, store, None)
+    }
+
+    /// `staging`: the `--staging` root; `None` takes the default.
+    fn start_staged(
+        w: &Workdir,
+        max_concurrent: usize,
+        store: Option<&str>,
+        staging: Option<&std::path::Path>,
+    ) -> Service {
         let max = max_concurrent.to_string();
+        let staging = staging.map(|p| p.display().to_string());
         let mut args = vec![
             "serve",
             "--listen",
@@ -37,6 +48,9 @@ impl Service {
         ];
         if let Some(url) = store {
             args.extend(["--store", url]);
+        }
+        if let Some(dir) = &staging {
+            args.extend(["--staging", dir]);
         }
         let mut child = w
             .command(&args)
@@ -207,11 +221,15 @@ async fn every_endpoint(store: Option<&str>) {
     for path in [
         "/migration/initialize",
         "/migration/run",
+        "/migration/extract",
+        "/migration/transform",
+        "/migration/load",
         "/migration/validate",
         "/migration/pause",
         "/migration/resume",
         "/migration/cancel",
         "/migration/rollback",
+        "/migration/finalize",
         "/migration/status",
         "/migration/status/stream",
         "/api/v1/jobs",
@@ -668,6 +686,82 @@ async fn rollback_of_an_append_load_gives_back_the_target_as_it_was() {
 }
 
 #[tokio::test]
+async fn a_swap_rolls_back_over_http_until_it_is_finalized() {
+    let src = PgTestDb::create().await;
+    source_rows(&src, 4000).await;
+    let dst = PgTestDb::create().await;
+    let d = dst.client().await;
+    d.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric(12,2));
+         INSERT INTO items SELECT g, 'old ' || g, g FROM generate_series(3001, 6000) g;",
+    )
+    .await
+    .unwrap();
+    let before = pg_digest(&d, "items", "id").await;
+    let w = Workdir::new();
+    let svc = Service::start(&w, 10);
+    // No if_exists: the default swap.
+    let job = svc
+        .initialize(plan(
+            "swap",
+            &src.url,
+            &dst.url,
+            json!({"chunk_rows": 1000}),
+        ))
+        .await;
+    let (code, body) = svc
+        .post("/migration/finalize", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 409, "only a succeeded job can be finalized: {body}");
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_state(&job, "succeeded").await;
+    assert_eq!(
+        pg_digest(&d, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await
+    );
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["tables"][0]["table"], "public.items", "{body}");
+    assert_eq!(body["tables"][0]["decision"], "swap", "{body}");
+    assert_eq!(pg_digest(&d, "items", "id").await, before, "swapped back");
+
+    // Again, then finalize: the backup is dropped and rollback is refused.
+    let job = svc
+        .initialize(plan(
+            "swap2",
+            &src.url,
+            &dst.url,
+            json!({"chunk_rows": 1000}),
+        ))
+        .await;
+    svc.post("/migration/run", json!({"job_id": job})).await;
+    svc.wait_state(&job, "succeeded").await;
+    let (code, body) = svc
+        .post("/migration/finalize", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["dropped"].as_array().map(Vec::len), Some(1), "{body}");
+    let (code, body) = svc
+        .post("/migration/rollback", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_error_shape(&body, "invalid_plan");
+    assert!(
+        body["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("was finalized"),
+        "{body}"
+    );
+    let (code, body) = svc
+        .post("/migration/finalize", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 422, "finalized twice: {body}");
+}
+
+#[tokio::test]
 async fn listening_beyond_loopback_warns() {
     let w = Workdir::new();
     let mut child = w
@@ -689,5 +783,301 @@ async fn listening_beyond_loopback_warns() {
     assert!(
         seen.iter().any(|l| l.contains("beyond loopback")),
         "no warning: {seen:?}"
+    );
+}
+
+/// A plan with transforms: `v` upper-cased, every tenth row filtered out, rows whose id is a
+/// multiple of 7 rejected by a rule.
+fn staged_plan(name: &str, source: &str, target: &str, chunk_rows: u64) -> Value {
+    json!({
+        "name": name,
+        "source": { "url": source },
+        "target": { "url": target },
+        "load": { "chunk_rows": chunk_rows, "max_rejects": 100000 },
+        "policies": { "scan": "schema" },
+        "tables": { "items": {
+            "where": "id % 10 <> 0",
+            "columns": { "v": { "expr": "upper(v)" } },
+            "rules": [{ "name": "not seven", "kind": "expr", "sql": "id % 7 <> 0" }],
+        }},
+    })
+}
+
+/// The one table folder of a job's staging dir, and its staged chunk files of `stage`.
+fn staged_files(root: &std::path::Path, job: &str, stage: &str) -> Vec<std::path::PathBuf> {
+    let job_dir = root.join(job);
+    let tables: Vec<_> = std::fs::read_dir(&job_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", job_dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(tables.len(), 1, "one table folder: {tables:?}");
+    let dir = tables[0].join(stage);
+    if !dir.exists() {
+        return vec![];
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn public_tables(db: &PgTestDb) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn reject_count(svc: &Service, job: &str) -> usize {
+    let (code, errors) = svc.get(&format!("/api/v1/jobs/{job}/errors")).await;
+    assert_eq!(code, 200, "{errors}");
+    errors["rejects"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn staged_phases_extract_transform_and_load_what_run_would() {
+    staged_phases(None).await;
+}
+
+#[tokio::test]
+async fn staged_phases_on_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    staged_phases(Some(&store.url)).await;
+}
+
+async fn staged_phases(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    let reference = PgTestDb::create().await;
+    source_rows(&src, 5000).await;
+    let w = Workdir::new();
+    // The SQLite store takes the default root (beside its file), the PostgreSQL one a flag.
+    let root = match store {
+        None => w.path().join("staging"),
+        Some(_) => w.path().join("stage-root"),
+    };
+    let svc = Service::start_staged(&w, 10, store, store.map(|_| root.as_path()));
+    let job = svc
+        .initialize(staged_plan("staged", &src.url, &dst.url, 1000))
+        .await;
+    let (_, chunks) = svc.get(&format!("/api/v1/jobs/{job}/chunks")).await;
+    let chunks = chunks.as_array().unwrap().len();
+    assert!(chunks >= 5, "{chunks} chunks");
+
+    // Nothing staged yet: transform and load say which phase comes first.
+    for verb in ["transform", "load"] {
+        let (code, body) = svc
+            .post(&format!("/migration/{verb}"), json!({"job_id": job}))
+            .await;
+        assert_eq!(code, 409, "{verb} before extract: {body}");
+        assert_error_shape(&body, "conflict");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/migration/extract"),
+            "{body}"
+        );
+    }
+
+    let (code, body) = svc.post("/migration/extract", json!({"job_id": job})).await;
+    assert_eq!(code, 202, "{body}");
+    let s = svc
+        .wait_for(&job, "extracted", |s| {
+            s["state"] == "initialized" && s["step"] == "extracted"
+        })
+        .await;
+    assert_eq!(
+        (s["state"].as_str(), s["phase"].as_str()),
+        (Some("initialized"), Some("extract")),
+        "{s}"
+    );
+    assert_eq!(s["rows_done"], 5000, "every source row staged: {s}");
+    let extracted = staged_files(&root, &job, "extract");
+    assert_eq!(extracted.len(), chunks, "one file per chunk: {extracted:?}");
+    assert_eq!(
+        public_tables(&dst).await,
+        0,
+        "extract touches nothing on the target"
+    );
+    // A person can read the staged chunks: they are Parquet.
+    let glob = format!(
+        "file://{}/*.parquet",
+        extracted[0].parent().unwrap().display()
+    );
+    let out = w.decant(&["inspect", "--json", &glob]);
+    assert_success(&out);
+    let catalog: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(catalog["tables"][0]["row_estimate"], 5000, "{catalog}");
+
+    let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
+    assert_eq!(
+        code, 409,
+        "a plan with transforms loads transformed chunks: {body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/migration/transform"),
+        "{body}"
+    );
+
+    let (code, body) = svc
+        .post("/migration/transform", json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let s = svc
+        .wait_for(&job, "transformed", |s| {
+            s["state"] == "initialized" && s["step"] == "transformed"
+        })
+        .await;
+    assert_eq!(s["phase"], "transform", "{s}");
+    assert_eq!(staged_files(&root, &job, "transform").len(), chunks);
+    // The rejects are in the quarantine before anything reaches the target.
+    let rejected = reject_count(&svc, &job).await;
+    assert!(rejected > 0, "the rule rejected rows");
+    assert_eq!(s["rejects"], rejected, "{s}");
+    assert_eq!(
+        public_tables(&dst).await,
+        0,
+        "transform touches nothing on the target"
+    );
+
+    let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
+    assert_eq!(code, 202, "{body}");
+    let s = svc.wait_state(&job, "succeeded").await;
+    assert_eq!(
+        (s["phase"].as_str(), s["step"].as_str()),
+        (Some("load"), Some("done")),
+        "{s}"
+    );
+
+    // The same plan as one run, into another database: the staged job arrived at the same rows.
+    let one_shot = svc
+        .initialize(staged_plan("oneshot", &src.url, &reference.url, 1000))
+        .await;
+    svc.post("/migration/run", json!({"job_id": one_shot}))
+        .await;
+    svc.wait_state(&one_shot, "succeeded").await;
+    let staged = pg_digest(&dst.client().await, "items", "id").await;
+    assert_eq!(
+        staged,
+        pg_digest(&reference.client().await, "items", "id").await,
+        "staged phases load what run loads"
+    );
+    assert_eq!(staged.0 as usize, 5000 - 500 - rejected);
+    assert_eq!(reject_count(&svc, &one_shot).await, rejected);
+    let (_, results) = svc.get(&format!("/api/v1/jobs/{job}/results")).await;
+    assert_eq!(results[0]["rows_read"], 5000, "{results}");
+    assert_eq!(results[0]["rows_written"], staged.0, "{results}");
+}
+
+#[tokio::test]
+async fn a_killed_service_resumes_a_staged_load_exactly_once() {
+    staged_load_restart(None).await;
+}
+
+#[tokio::test]
+async fn a_killed_service_resumes_a_staged_load_from_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    staged_load_restart(Some(&store.url)).await;
+}
+
+/// A plan without transforms: load reads the extracted chunks. The service is killed mid-load
+/// and restarted; it resumes the load phase, not a one-shot run.
+async fn staged_load_restart(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 300_000).await;
+    let w = Workdir::new();
+    let root = w.path().join("stage");
+    let job = {
+        let svc = Service::start_staged(&w, 10, store, Some(&root));
+        let job = svc
+            .initialize(plan(
+                "restage",
+                &src.url,
+                &dst.url,
+                json!({"chunk_rows": 5000, "parallelism": 2}),
+            ))
+            .await;
+        svc.post("/migration/extract", json!({"job_id": job})).await;
+        svc.wait_for(&job, "extracted", |s| {
+            s["state"] == "initialized" && s["step"] == "extracted"
+        })
+        .await;
+        let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
+        assert_eq!(
+            code, 202,
+            "without transforms, load reads the extracted chunks: {body}"
+        );
+        svc.wait_for(&job, "some chunks", |s| {
+            s["chunks_done"].as_u64() >= Some(3)
+        })
+        .await;
+        job
+        // dropped: SIGKILL mid-load
+    };
+    let d = dst.client().await;
+    let before: i64 = d
+        .query_one("SELECT count(*) FROM _decant_chunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        before < 60,
+        "the kill came before the end ({before} chunks)"
+    );
+    let svc = Service::start_staged(&w, 10, store, Some(&root));
+    let done = svc.wait_state(&job, "succeeded").await;
+    assert_eq!(
+        done["phase"], "load",
+        "the restart resumed the load phase: {done}"
+    );
+    assert_eq!(done["rows_done"], 300_000, "{done}");
+    assert_eq!(
+        pg_digest(&d, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await,
+        "every row once"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_runs_the_phases_one_by_one() {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 3000).await;
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, "[load]\nchunk_rows = 1000");
+    let plan = plan.to_str().unwrap();
+    let out = w.decant(&["run", "--quiet", "--phase", "load", plan]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "load before extract: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--phase extract"), "{}", stderr(&out));
+    let out = w.decant(&["run", "--quiet", "--phase", "extract", plan]);
+    assert_success(&out);
+    // Beside the control store by default (DECANT_STATE is the work dir's state.db).
+    let staged = std::fs::read_dir(w.path().join("staging")).unwrap().count();
+    assert_eq!(staged, 1, "one job folder");
+    assert_eq!(public_tables(&dst).await, 0, "the target is untouched");
+    let out = w.decant(&["run", "--quiet", "--phase", "load", plan]);
+    assert_success(&out);
+    assert_eq!(
+        pg_digest(&dst.client().await, "items", "id").await,
+        pg_digest(&src.client().await, "items", "id").await
     );
 }

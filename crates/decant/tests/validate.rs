@@ -1133,3 +1133,308 @@ async fn in_place_digests_settle_equal_chunks_and_leave_differences_to_the_rows(
         vec![d("extra", "2|y×2", &[]), d("missing", "1|x×2", &[])]
     );
 }
+
+/// Runs `decant validate` with `env` set; returns the exit code, the JSON report, stdout and
+/// the HTML report.
+fn validate_with(
+    w: &Workdir,
+    plan: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, Value, String, String) {
+    let (json, html) = (w.path().join("report.json"), w.path().join("report.html"));
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&html);
+    let mut all = vec![
+        "validate",
+        plan,
+        "--report",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let mut cmd = w.command(&all);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run decant");
+    let code = out.status.code().expect("exit code");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|_| {
+        panic!(
+            "no report (exit {code}):\nstdout:\n{stdout}\nstderr:\n{}",
+            stderr(&out)
+        )
+    });
+    let html = std::fs::read_to_string(&html).unwrap_or_default();
+    (
+        code,
+        serde_json::from_str(&text).expect("report is JSON"),
+        stdout,
+        html,
+    )
+}
+
+const MASK_KEY: (&str, &str) = ("DECANT_TEST_MASK_KEY", "validate key 7");
+
+const TRANSFORMS: &str = r#"[load]
+chunk_rows = 100
+max_rejects = 100
+[validate]
+mode = "checksum"
+[tables.customers]
+where = "lower(country) <> 'xx'"
+[tables.customers.columns.email]
+mask = { method = "hmac", key_env = "DECANT_TEST_MASK_KEY" }
+[tables.customers.columns.name]
+rename = "full_name"
+[tables.customers.columns.country]
+expr = "lower(country)"
+[tables.customers.columns.doubled]
+expr = "amount * 2"
+[[tables.customers.rules]]
+name = "amount not negative"
+kind = "range"
+column = "amount"
+min = 0
+"#;
+
+#[tokio::test]
+async fn transformed_tables_are_compared_after_their_transforms() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    // 30 rows filtered out (country XX), 12 rejected by the rule (negative amounts): 258 load.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE customers (id int PRIMARY KEY, email text, name text, country text, amount int);
+             INSERT INTO customers SELECT g, 'u' || g || '@example.com', 'name ' || g,
+               CASE WHEN g % 10 = 3 THEN 'XX' ELSE 'PT' END,
+               CASE WHEN g % 25 = 0 THEN -g ELSE g END
+             FROM generate_series(1, 300) g;
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, TRANSFORMS);
+    let mut cmd = w.command(&["run", "-q", &p]);
+    cmd.env(MASK_KEY.0, MASK_KEY.1);
+    assert_success(&cmd.output().unwrap());
+    // The run's own checksum validation took the source digests as the transformed rows
+    // streamed to the target, and counted what its transforms left out.
+    let db = rusqlite::Connection::open(w.state()).unwrap();
+    let in_run: String = db
+        .query_row(
+            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let in_run: Value = serde_json::from_str(&in_run).unwrap();
+    assert_eq!(in_run["outcome"], "match", "{in_run:#}");
+    let t = &in_run["tables"][0];
+    assert!(
+        t["notes"]
+            .to_string()
+            .contains("3 of 3 chunks compared with the digests computed as the run loaded them"),
+        "{t:#}"
+    );
+    assert_eq!(
+        (&t["source_rows"], &t["rows_filtered"], &t["rows_rejected"]),
+        (&Value::from(258), &Value::from(30), &Value::from(12)),
+        "{t:#}"
+    );
+
+    let (code, report, _, _) = validate_with(&w, &p, &[MASK_KEY], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let t = table(&report, "public.customers");
+    assert_eq!(
+        (&t["source_rows"], &t["target_rows"], &t["method"]),
+        (
+            &Value::from(258),
+            &Value::from(258),
+            &Value::from("key ranges")
+        )
+    );
+    assert_eq!(
+        (&t["rows_filtered"], &t["rows_rejected"]),
+        (&Value::from(30), &Value::from(12)),
+        "{t:#}"
+    );
+    let n = notes(&report, "public.customers");
+    assert!(
+        n.contains("source rows 30 left out by the plan's filter and 12 rejected by its rules"),
+        "{n}"
+    );
+    assert!(n.contains("masked columns (email)"), "{n}");
+    assert!(n.contains("cannot be digested in the database"), "{n}");
+    let (code, report, _, _) = validate_with(&w, &p, &[MASK_KEY], &["--count-only"]);
+    assert_eq!(code, 0, "counts after the filter and rules: {report:#}");
+    assert_eq!(
+        table(&report, "public.customers")["source_rows"],
+        Value::from(258)
+    );
+
+    dst.client()
+        .await
+        .batch_execute(
+            "UPDATE customers SET doubled = 0 WHERE id = 5;
+             UPDATE customers SET full_name = 'someone' WHERE id = 6;
+             UPDATE customers SET email = 'tampered@example.org' WHERE id = 7;
+             UPDATE customers SET country = 'PT' WHERE id = 8;
+             INSERT INTO customers (id, email, full_name, country, amount, doubled)
+               VALUES (13, 'm', 'n', 'xx', 13, 26), (25, 'm', 'n', 'pt', -25, -50);
+             DELETE FROM customers WHERE id = 299;",
+        )
+        .await
+        .unwrap();
+    let (code, report, stdout, html) = validate_with(&w, &p, &[MASK_KEY], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.customers"),
+        vec![
+            d("changed", "5", &["doubled"]),
+            d("changed", "6", &["full_name"]),
+            d("changed", "7", &["email"]),
+            d("changed", "8", &["country"]),
+            d("extra", "13", &[]),
+            d("extra", "25", &[]),
+            d("missing", "299", &[]),
+        ]
+    );
+    assert_eq!(
+        changed_values(&report, "public.customers", "8", "country"),
+        (Value::from("pt"), Value::from("PT")),
+        "the source side is shown as the transform made it"
+    );
+    let (masked, target) = changed_values(&report, "public.customers", "7", "email");
+    let masked = masked.as_str().unwrap();
+    assert!(
+        masked.len() == 64 && masked.chars().all(|c| c.is_ascii_hexdigit()),
+        "the source side of a masked column is its mask: {masked}"
+    );
+    assert_eq!(target, "tampered@example.org");
+    // No source value of the masked column, in any output: not the changed row's, not the
+    // missing row's.
+    let json = report.to_string();
+    for (what, text) in [("json", &json), ("stdout", &stdout), ("html", &html)] {
+        assert!(!text.is_empty(), "{what} is empty");
+        assert!(
+            !text.contains("@example.com"),
+            "{what} shows a source email:\n{text}"
+        );
+    }
+
+    // Another key masks every value differently: every loaded row differs in email, shown
+    // masked only.
+    let (code, report, stdout, _) = validate_with(
+        &w,
+        &p,
+        &[(MASK_KEY.0, "another key")],
+        &["--max-diffs", "5000"],
+    );
+    assert_eq!(code, 1);
+    let all = diffs(&report, "public.customers");
+    assert_eq!(
+        all.iter()
+            .filter(|(k, _, c)| k == "changed" && c == &["email".to_string()])
+            .count(),
+        254,
+        "{all:?}"
+    );
+    assert!(!report.to_string().contains("@example.com"));
+    assert!(!stdout.contains("@example.com"));
+
+    // Without the key the transforms cannot be replayed: an error naming the variable.
+    let out = w.decant(&["validate", "-q", &p]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("DECANT_TEST_MASK_KEY"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn mariadb_source_with_a_computed_key_constant_and_masks() {
+    let (my, pg) = (MysqlTestDb::create().await, PgTestDb::create().await);
+    use mysql_async::prelude::Queryable;
+    let mut conn = my.conn().await;
+    conn.query_drop(
+        "CREATE TABLE people (id int PRIMARY KEY, email varchar(100), phone varchar(20), score int);
+         INSERT INTO people
+         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 200)
+         SELECT n, CONCAT('p', n, '@mail.test'), CONCAT('+351 900 ', LPAD(n, 3, '0')),
+           CASE WHEN n % 20 = 0 THEN NULL ELSE n END FROM g;",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let w = Workdir::new();
+    let p = plan(
+        &w,
+        &my.url,
+        &pg.url,
+        r#"[load]
+chunk_rows = 64
+max_rejects = 100
+[tables.people.columns.id]
+expr = "id + 1000"
+[tables.people.columns.email]
+mask = { method = "fake" }
+[tables.people.columns.phone]
+mask = { method = "partial", keep = 2 }
+[tables.people.columns.origin]
+value = "crm"
+[[tables.people.rules]]
+name = "score known"
+kind = "not_null"
+column = "score"
+"#,
+    );
+    run(&w, &p);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let t = table(&report, "public.people");
+    assert_eq!(
+        t["method"], "key hash",
+        "a computed key is matched by its hash"
+    );
+    assert_eq!(
+        (&t["source_rows"], &t["target_rows"], &t["rows_rejected"]),
+        (&Value::from(190), &Value::from(190), &Value::from(10)),
+        "{t:#}"
+    );
+    pg.client()
+        .await
+        .batch_execute(
+            "UPDATE people SET origin = 'erp' WHERE id = 1005;
+             UPDATE people SET phone = '+351 900 007' WHERE id = 1007;
+             DELETE FROM people WHERE id = 1199;
+             INSERT INTO people (id, email, phone, score, origin) VALUES (1020, 'x', 'y', 1, 'crm');",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.people"),
+        vec![
+            d("changed", "1005", &["origin"]),
+            d("changed", "1007", &["phone"]),
+            d("extra", "1020", &[]),
+            d("missing", "1199", &[]),
+        ]
+    );
+    assert_eq!(
+        changed_values(&report, "public.people", "1007", "phone"),
+        (Value::from("**********07"), Value::from("+351 900 007")),
+        "the source side is the partial mask, the target's unmasked value is what it holds"
+    );
+    let json = report.to_string();
+    assert!(
+        !json.contains("mail.test") && !json.contains("+351 900 005"),
+        "{json}"
+    );
+}

@@ -5,20 +5,27 @@
 //! `introspect` infers the schema from a sample, `plan_chunks` splits plain files into byte
 //! ranges that start at a record (compressed files are one chunk each), `read_chunk` streams one
 //! range into Arrow batches and puts malformed records into the quarantine.
+//!
+//! Files as targets: `target` writes CSV, JSON Lines or Parquet files into a directory
+//! (`encode` holds the text forms of values, `write` the atomic, compressed file writers).
 
 mod csv;
+mod encode;
 mod input;
 mod json;
 mod json_records;
 pub(crate) mod json_values;
 mod parquet;
 mod records;
+mod target;
 pub(crate) mod values;
+mod write;
 
 pub use csv::CsvSource;
 pub use json::JsonSource;
 pub use parquet::ParquetSource;
 pub(crate) use parquet::is_parquet_path;
+pub use target::FileTarget;
 
 use std::path::{Path, PathBuf};
 

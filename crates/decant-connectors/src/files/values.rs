@@ -127,6 +127,7 @@ pub fn supported(t: &LogicalType) -> bool {
             | L::Timestamp { .. }
             | L::TimestampTz { .. }
             | L::Uuid
+            | L::Binary { .. }
     )
 }
 
@@ -247,6 +248,8 @@ pub enum Cell<'a> {
     Days(i32),
     Micros(i64),
     Bytes([u8; 16]),
+    /// A byte string (`\x` hex in the file).
+    Blob(Vec<u8>),
 }
 
 /// Parses `text` (not a NULL marker) as a value of `t`.
@@ -325,6 +328,9 @@ pub fn parse_cell<'a>(
                 .map_err(|_| bad("a uuid"))?
                 .as_bytes(),
         ),
+        L::Binary { .. } => {
+            Cell::Blob(parse_hex(trimmed).ok_or_else(|| bad("\\x followed by hex digits"))?)
+        }
         other => return Err(format!("{other} columns cannot be read from text files")),
     })
 }
@@ -342,12 +348,25 @@ pub fn append(builder: &mut ColumnBuilder, cell: Cell<'_>) -> Result<(), String>
         (ColumnBuilder::Date(b), Cell::Days(v)) => b.append_value(v),
         (ColumnBuilder::Time(b), Cell::Micros(v)) => b.append_value(v),
         (ColumnBuilder::Timestamp { builder, .. }, Cell::Micros(v)) => builder.append_value(v),
+        (ColumnBuilder::Binary(b), Cell::Blob(v)) => b.append_value(v),
         (ColumnBuilder::FixedBinary(b), Cell::Bytes(v)) => {
             b.append_value(v).map_err(|e| e.to_string())?
         }
         (_, cell) => return Err(format!("internal: {cell:?} does not fit its column")),
     }
     Ok(())
+}
+
+/// `\xDEADbeef` (PostgreSQL's bytea text form, as decant's file targets write it) as bytes.
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("\\x")?.as_bytes();
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    hex.chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
 }
 
 fn preview(s: &str) -> String {
@@ -412,6 +431,13 @@ mod tests {
         assert!(p("2020-02-30", &LogicalType::Date).is_err());
         assert!(p("1e3", &LogicalType::BigDecimal).is_ok());
         assert!(p("1.2.3", &LogicalType::BigDecimal).is_err());
+        let bytes = LogicalType::Binary {
+            length: None,
+            fixed: false,
+        };
+        assert!(matches!(p("\\x00fF", &bytes), Ok(Cell::Blob(v)) if v == [0, 255]));
+        assert!(p("\\x0", &bytes).is_err());
+        assert!(p("00ff", &bytes).is_err());
         let dmy = ValueFormats {
             date_formats: vec!["%d/%m/%Y".into()],
             decimal_comma: true,

@@ -21,7 +21,8 @@ use super::encode::{
 use super::{ServerInfo, ddl, ident, open_pool, qualified, types};
 use crate::MARKER_TABLE;
 use crate::error::ConnectorError;
-use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable};
+use crate::preimage;
+use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable, UpsertTarget};
 
 /// Strict for every statement (so bad values are errors, not silent truncations), and an
 /// explicit 0 in an AUTO_INCREMENT column stays 0.
@@ -229,6 +230,128 @@ async fn check_loaded(conn: &mut Conn, table: &TableName, rows: u64) -> Result<(
     })
 }
 
+impl MysqlTarget {
+    async fn write_rows(
+        &self,
+        conn: &mut Conn,
+        table: &TargetTable,
+        rx: ChunkReceiver,
+    ) -> Result<u64, ConnectorError> {
+        match self.load_method() {
+            LoadMethod::LocalInfile => self.load(conn, table, rx).await,
+            LoadMethod::Insert => self.insert(conn, table, rx).await,
+        }
+    }
+}
+
+/// Records the chunk's marker and commits.
+async fn commit_with_marker(
+    conn: &mut Conn,
+    job: &str,
+    table: &TargetTable,
+    chunk_id: &str,
+    rows: u64,
+) -> Result<u64, ConnectorError> {
+    let marker = format!(
+        "INSERT INTO {} (job_id, table_name, chunk_id, row_count, committed_at) \
+         VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
+        ident(MARKER_TABLE)
+    );
+    conn.exec_drop(marker, (job, table.name.to_string(), chunk_id, rows))
+        .await?;
+    conn.query_drop("COMMIT").await?;
+    Ok(rows)
+}
+
+async fn rollback_unless_ok<T>(mut conn: Conn, outcome: &Result<T, ConnectorError>) {
+    if outcome.is_err() && conn.query_drop("ROLLBACK").await.is_err() {
+        // A connection that cannot roll back is closed, which rolls back too.
+        let _ = conn.disconnect().await;
+    }
+}
+
+#[async_trait]
+impl UpsertTarget for MysqlTarget {
+    fn preimage_ddl(&self, table: &TargetTable, side: &TableName) -> Vec<String> {
+        let cols: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+        // Strict mode checks CREATE ... SELECT's defaults even for no rows: the operation needs
+        // one, though every insert names it.
+        vec![format!(
+            "CREATE TABLE {} ({} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, {} CHAR(1) NOT NULL DEFAULT '') \
+             ENGINE=InnoDB SELECT {} FROM {} LIMIT 0",
+            qualified(side),
+            ident(preimage::SEQ_COLUMN),
+            ident(preimage::OP_COLUMN),
+            cols.join(", "),
+            qualified(&table.name)
+        )]
+    }
+
+    async fn write_chunk_upsert(
+        &self,
+        job: &str,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+        chunk_id: &str,
+        rx: ChunkReceiver,
+    ) -> Result<u64, ConnectorError> {
+        let mut conn = self.pool.get_conn().await?;
+        let stage_name = TableName {
+            schema: None,
+            name: preimage::STAGE_TABLE.into(),
+        };
+        let stage = qualified(&stage_name);
+        let cols: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+        // Temporary tables neither commit the transaction nor outlive the session; the one
+        // of an earlier failed chunk on this pooled connection goes first.
+        conn.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {stage}"))
+            .await?;
+        conn.query_drop("START TRANSACTION").await?;
+        let committed = async {
+            conn.query_drop(format!(
+                "CREATE TEMPORARY TABLE {stage} SELECT {} FROM {} LIMIT 0",
+                cols.join(", "),
+                qualified(&table.name)
+            ))
+            .await?;
+            let staged = TargetTable {
+                name: stage_name.clone(),
+                ..table.clone()
+            };
+            let rows = self.write_rows(&mut conn, &staged, rx).await?;
+            let mut statements =
+                preimage::record_statements(Dialect::Mysql, table, key, side, &stage);
+            statements.push(preimage::merge_statement(
+                Dialect::Mysql,
+                table,
+                key,
+                &stage,
+            ));
+            for s in &statements {
+                conn.query_drop(s).await?;
+            }
+            commit_with_marker(&mut conn, job, table, chunk_id, rows).await
+        }
+        .await;
+        if committed.is_ok() {
+            conn.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {stage}"))
+                .await?;
+        }
+        rollback_unless_ok(conn, &committed).await;
+        committed
+    }
+
+    fn undo_upsert_sql(
+        &self,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+    ) -> Vec<String> {
+        preimage::undo_statements(Dialect::Mysql, table, key, side)
+    }
+}
+
 #[async_trait]
 impl Target for MysqlTarget {
     fn dialect(&self) -> Dialect {
@@ -326,34 +449,69 @@ impl Target for MysqlTarget {
     ) -> Result<u64, ConnectorError> {
         let mut conn = self.pool.get_conn().await?;
         conn.query_drop("START TRANSACTION").await?;
-        let written = match self.load_method() {
-            LoadMethod::LocalInfile => self.load(&mut conn, table, rx).await,
-            LoadMethod::Insert => self.insert(&mut conn, table, rx).await,
-        };
-        let committed = match written {
-            Ok(rows) => {
-                let marker = format!(
-                    "INSERT INTO {} (job_id, table_name, chunk_id, row_count, committed_at) \
-                     VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
-                    ident(MARKER_TABLE)
-                );
-                let params = (job, table.name.to_string(), chunk_id, rows);
-                match conn.exec_drop(marker, params).await {
-                    Ok(()) => conn
-                        .query_drop("COMMIT")
-                        .await
-                        .map(|_| rows)
-                        .map_err(Into::into),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if committed.is_err() && conn.query_drop("ROLLBACK").await.is_err() {
-            // A connection that cannot roll back is closed, which rolls back too.
-            let _ = conn.disconnect().await;
+        let committed = async {
+            let rows = self.write_rows(&mut conn, table, rx).await?;
+            commit_with_marker(&mut conn, job, table, chunk_id, rows).await
         }
+        .await;
+        rollback_unless_ok(conn, &committed).await;
         committed
+    }
+
+    async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.query_drop("START TRANSACTION").await?;
+        let done = async {
+            for s in statements {
+                conn.query_drop(s).await?;
+            }
+            conn.query_drop("COMMIT").await?;
+            Ok::<_, ConnectorError>(())
+        }
+        .await;
+        rollback_unless_ok(conn, &done).await;
+        done
+    }
+
+    async fn rename_tables(&self, renames: &[(TableName, String)]) -> Result<(), ConnectorError> {
+        // One RENAME TABLE statement renames every pair atomically (MySQL's DDL is not
+        // transactional, this statement is).
+        let pairs: Vec<String> = renames
+            .iter()
+            .map(|(from, to)| {
+                let to = TableName {
+                    schema: from.schema.clone(),
+                    name: to.clone(),
+                };
+                format!("{} TO {}", qualified(from), qualified(&to))
+            })
+            .collect();
+        self.execute(&[format!("RENAME TABLE {}", pairs.join(", "))])
+            .await
+    }
+
+    async fn dependents(&self, table: &TableName) -> Result<Vec<String>, ConnectorError> {
+        // Views name their tables, so they read the new table after a swap; foreign keys of
+        // other tables would follow the old one to its backup name.
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<String> = conn
+            .exec(
+                "SELECT CONCAT('foreign key ', CONSTRAINT_NAME, ' of ', TABLE_NAME) \
+                 FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                 WHERE UNIQUE_CONSTRAINT_SCHEMA = COALESCE(?, DATABASE()) \
+                   AND REFERENCED_TABLE_NAME = ? AND TABLE_NAME <> ?",
+                (
+                    table.schema.as_deref(),
+                    table.name.as_str(),
+                    table.name.as_str(),
+                ),
+            )
+            .await?;
+        Ok(rows)
+    }
+
+    fn upsert(&self) -> Option<&dyn UpsertTarget> {
+        Some(self)
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {

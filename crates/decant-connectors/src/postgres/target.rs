@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use decant_core::{ConnectionUrl, Dialect, LogicalType, TableName, quote_ident};
 use futures::SinkExt;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::codec::{COPY_HEADER, Encoder, encode_batch};
 use super::types::{normalize, to_logical, to_native};
@@ -16,7 +16,10 @@ use super::{connect, ddl, qualified};
 use crate::MARKER_TABLE;
 use crate::batch::write_text;
 use crate::error::ConnectorError;
-use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetColumn, TargetTable};
+use crate::preimage;
+use crate::traits::{
+    ChunkMarker, ChunkReceiver, DdlSet, Target, TargetColumn, TargetTable, UpsertTarget,
+};
 
 /// Bytes of encoded rows sent to the server per COPY message.
 const SEND_BYTES: usize = 1 << 20;
@@ -174,6 +177,182 @@ pub fn json_to_pg_array(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// COPYs every batch received on `rx` into the table `into` (quoted), inside `tx`.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    table: &TargetTable,
+    into: &str,
+    chunk_id: &str,
+    mut rx: ChunkReceiver,
+) -> Result<u64, ConnectorError> {
+    let encoders = binary_encoders(&table.columns);
+    let column_list: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| quote_ident(Dialect::Postgres, &c.name))
+        .collect();
+    let format = if encoders.is_some() {
+        " (FORMAT binary)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "COPY {into} ({}) FROM STDIN{format}",
+        column_list.join(", ")
+    );
+    let sink = tx.copy_in::<_, bytes::Bytes>(&sql).await?;
+    futures::pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(SEND_BYTES * 2);
+    if encoders.is_some() {
+        buf.put_slice(COPY_HEADER);
+    }
+    let mut rows = 0u64;
+    let fail = |(col, message): (usize, String)| ConnectorError::Value {
+        table: table.name.to_string(),
+        column: table
+            .columns
+            .get(col)
+            .map_or_else(String::new, |c| c.name.clone()),
+        range: format!("chunk {chunk_id}"),
+        message,
+    };
+    while let Some(batch) = rx.recv().await? {
+        match &encoders {
+            Some(enc) => encode_batch(&batch, enc, &mut buf).map_err(fail)?,
+            None => encode_text_batch(&batch, &table.columns, &mut buf).map_err(fail)?,
+        }
+        rows += batch.num_rows() as u64;
+        if buf.len() >= SEND_BYTES {
+            sink.send(buf.split().freeze()).await?;
+        }
+    }
+    if encoders.is_some() {
+        buf.put_i16(-1);
+    }
+    sink.send(buf.split().freeze()).await?;
+    let copied = sink.finish().await?;
+    if copied != rows {
+        return Err(ConnectorError::Internal(format!(
+            "COPY stored {copied} rows of {rows} sent"
+        )));
+    }
+    Ok(rows)
+}
+
+impl PostgresTarget {
+    async fn insert_marker(
+        &self,
+        tx: &Transaction<'_>,
+        job: &str,
+        table: &TargetTable,
+        chunk_id: &str,
+        rows: u64,
+    ) -> Result<(), ConnectorError> {
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (job_id, table_name, chunk_id, row_count) VALUES ($1, $2, $3, $4)",
+                self.marker_table()
+            ),
+            &[&job, &table.name.to_string(), &chunk_id, &(rows as i64)],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Adds the statement to a database error, so the user sees what failed.
+fn in_statement(e: tokio_postgres::Error, statement: &str) -> ConnectorError {
+    let (message, retriable) = match ConnectorError::from(e) {
+        ConnectorError::Database {
+            message, retriable, ..
+        } => (message, retriable),
+        other => (other.to_string(), other.is_retriable()),
+    };
+    ConnectorError::Database {
+        system: Dialect::Postgres,
+        message: format!("{message}, in: {statement}"),
+        retriable,
+    }
+}
+
+#[async_trait]
+impl UpsertTarget for PostgresTarget {
+    fn preimage_ddl(&self, table: &TargetTable, side: &TableName) -> Vec<String> {
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| quote_ident(Dialect::Postgres, &c.name))
+            .collect();
+        let p = qualified(side);
+        vec![
+            format!(
+                "CREATE TABLE {p} AS SELECT {} FROM {} WITH NO DATA",
+                cols.join(", "),
+                qualified(&table.name)
+            ),
+            format!(
+                "ALTER TABLE {p} ADD COLUMN {} text NOT NULL, ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY",
+                quote_ident(Dialect::Postgres, preimage::OP_COLUMN),
+                quote_ident(Dialect::Postgres, preimage::SEQ_COLUMN)
+            ),
+        ]
+    }
+
+    async fn write_chunk_upsert(
+        &self,
+        job: &str,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+        chunk_id: &str,
+        rx: ChunkReceiver,
+    ) -> Result<u64, ConnectorError> {
+        let mut client = self.take().await?;
+        let tx = client.transaction().await?;
+        let stage = quote_ident(Dialect::Postgres, preimage::STAGE_TABLE);
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| quote_ident(Dialect::Postgres, &c.name))
+            .collect();
+        // The stage has the target's own column types, so COPY converts exactly as an
+        // append into the table would.
+        let create = format!(
+            "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA",
+            cols.join(", "),
+            qualified(&table.name)
+        );
+        tx.batch_execute(&create)
+            .await
+            .map_err(|e| in_statement(e, &create))?;
+        let rows = copy_rows(&tx, table, &stage, chunk_id, rx).await?;
+        let mut statements =
+            preimage::record_statements(Dialect::Postgres, table, key, side, &stage);
+        statements.push(preimage::merge_statement(
+            Dialect::Postgres,
+            table,
+            key,
+            &stage,
+        ));
+        for s in &statements {
+            tx.batch_execute(s).await.map_err(|e| in_statement(e, s))?;
+        }
+        self.insert_marker(&tx, job, table, chunk_id, rows).await?;
+        tx.commit().await?;
+        self.give_back(client);
+        Ok(rows)
+    }
+
+    fn undo_upsert_sql(
+        &self,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+    ) -> Vec<String> {
+        preimage::undo_statements(Dialect::Postgres, table, key, side)
+    }
+}
+
 #[async_trait]
 impl Target for PostgresTarget {
     fn dialect(&self) -> Dialect {
@@ -210,21 +389,64 @@ impl Target for PostgresTarget {
 
     async fn execute(&self, statements: &[String]) -> Result<(), ConnectorError> {
         for s in statements {
-            self.control.batch_execute(s).await.map_err(|e| {
-                let (message, retriable) = match ConnectorError::from(e) {
-                    ConnectorError::Database {
-                        message, retriable, ..
-                    } => (message, retriable),
-                    other => (other.to_string(), other.is_retriable()),
-                };
-                ConnectorError::Database {
-                    system: Dialect::Postgres,
-                    message: format!("{message}, in: {s}"),
-                    retriable,
-                }
-            })?;
+            self.control
+                .batch_execute(s)
+                .await
+                .map_err(|e| in_statement(e, s))?;
         }
         Ok(())
+    }
+
+    async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError> {
+        let mut client = self.take().await?;
+        let tx = client.transaction().await?;
+        for s in statements {
+            tx.batch_execute(s).await.map_err(|e| in_statement(e, s))?;
+        }
+        tx.commit().await?;
+        self.give_back(client);
+        Ok(())
+    }
+
+    async fn rename_tables(&self, renames: &[(TableName, String)]) -> Result<(), ConnectorError> {
+        // PostgreSQL's DDL is transactional: the renames commit together or not at all.
+        let statements: Vec<String> = renames
+            .iter()
+            .map(|(from, to)| {
+                format!(
+                    "ALTER TABLE {} RENAME TO {}",
+                    qualified(from),
+                    quote_ident(Dialect::Postgres, to)
+                )
+            })
+            .collect();
+        self.execute_atomically(&statements).await
+    }
+
+    async fn dependents(&self, table: &TableName) -> Result<Vec<String>, ConnectorError> {
+        let name = qualified(table);
+        // Views (their rewrite rules depend on the table) and foreign keys of other tables:
+        // both hold the table's oid, so they would follow it to its backup name.
+        let rows = self
+            .control
+            .query(
+                "SELECT DISTINCT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(v.relname) \
+                 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+                 JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace \
+                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::text::regclass \
+                   AND v.oid <> $1::text::regclass \
+                 UNION ALL \
+                 SELECT 'foreign key ' || quote_ident(c.conname) || ' of ' || quote_ident(n.nspname) || '.' || quote_ident(k.relname) \
+                 FROM pg_constraint c JOIN pg_class k ON k.oid = c.conrelid JOIN pg_namespace n ON n.oid = k.relnamespace \
+                 WHERE c.contype = 'f' AND c.confrelid = $1::text::regclass AND c.conrelid <> $1::text::regclass",
+                &[&name],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn upsert(&self) -> Option<&dyn UpsertTarget> {
+        Some(self)
     }
 
     async fn prepare_markers(&self) -> Result<(), ConnectorError> {
@@ -274,70 +496,12 @@ impl Target for PostgresTarget {
         job: &str,
         table: &TargetTable,
         chunk_id: &str,
-        mut rx: ChunkReceiver,
+        rx: ChunkReceiver,
     ) -> Result<u64, ConnectorError> {
         let mut client = self.take().await?;
-        let encoders = binary_encoders(&table.columns);
-        let column_list: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| quote_ident(Dialect::Postgres, &c.name))
-            .collect();
-        let format = if encoders.is_some() {
-            " (FORMAT binary)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "COPY {} ({}) FROM STDIN{format}",
-            qualified(&table.name),
-            column_list.join(", ")
-        );
         let tx = client.transaction().await?;
-        let sink = tx.copy_in::<_, bytes::Bytes>(&sql).await?;
-        futures::pin_mut!(sink);
-        let mut buf = BytesMut::with_capacity(SEND_BYTES * 2);
-        if encoders.is_some() {
-            buf.put_slice(COPY_HEADER);
-        }
-        let mut rows = 0u64;
-        let fail = |(col, message): (usize, String)| ConnectorError::Value {
-            table: table.name.to_string(),
-            column: table
-                .columns
-                .get(col)
-                .map_or_else(String::new, |c| c.name.clone()),
-            range: format!("chunk {chunk_id}"),
-            message,
-        };
-        while let Some(batch) = rx.recv().await? {
-            match &encoders {
-                Some(enc) => encode_batch(&batch, enc, &mut buf).map_err(fail)?,
-                None => encode_text_batch(&batch, &table.columns, &mut buf).map_err(fail)?,
-            }
-            rows += batch.num_rows() as u64;
-            if buf.len() >= SEND_BYTES {
-                sink.send(buf.split().freeze()).await?;
-            }
-        }
-        if encoders.is_some() {
-            buf.put_i16(-1);
-        }
-        sink.send(buf.split().freeze()).await?;
-        let copied = sink.finish().await?;
-        if copied != rows {
-            return Err(ConnectorError::Internal(format!(
-                "COPY stored {copied} rows of {rows} sent"
-            )));
-        }
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (job_id, table_name, chunk_id, row_count) VALUES ($1, $2, $3, $4)",
-                self.marker_table()
-            ),
-            &[&job, &table.name.to_string(), &chunk_id, &(rows as i64)],
-        )
-        .await?;
+        let rows = copy_rows(&tx, table, &qualified(&table.name), chunk_id, rx).await?;
+        self.insert_marker(&tx, job, table, chunk_id, rows).await?;
         tx.commit().await?;
         self.give_back(client);
         Ok(rows)

@@ -14,7 +14,8 @@ use super::{blocking, ddl, open_write, path_of, types};
 use crate::MARKER_TABLE;
 use crate::batch::{write_decimal, write_text};
 use crate::error::ConnectorError;
-use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable};
+use crate::preimage;
+use crate::traits::{ChunkMarker, ChunkReceiver, DdlSet, Target, TargetTable, UpsertTarget};
 
 fn q(name: &str) -> String {
     quote_ident(Dialect::Sqlite, name)
@@ -193,6 +194,72 @@ impl Target for SqliteTarget {
         .await
     }
 
+    async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError> {
+        let statements = statements.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for s in &statements {
+                tx.execute_batch(s)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rename_tables(&self, renames: &[(TableName, String)]) -> Result<(), ConnectorError> {
+        let statements: Vec<String> = renames
+            .iter()
+            .map(|(from, to)| format!("ALTER TABLE {} RENAME TO {}", q(&from.name), q(to)))
+            .collect();
+        self.execute_atomically(&statements).await
+    }
+
+    async fn dependents(&self, table: &TableName) -> Result<Vec<String>, ConnectorError> {
+        let name = table.name.clone();
+        // SQLite's rename rewrites every view, trigger and foreign key that names the table,
+        // so they would follow it to its backup. Which ones it rewrites is best asked of SQLite
+        // itself: rename in a transaction, see what changed, roll back.
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let probe = "_decant_rename_probe";
+            let others = |tx: &rusqlite::Transaction<'_>,
+                          own: &str|
+             -> Result<Vec<(String, String, String)>, ConnectorError> {
+                let mut stmt = tx.prepare(
+                    "SELECT type, name, sql FROM sqlite_schema \
+                     WHERE sql IS NOT NULL AND tbl_name <> ?1 COLLATE NOCASE ORDER BY type, name",
+                )?;
+                let rows = stmt
+                    .query_map([own], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            };
+            let before = others(&tx, &name)?;
+            tx.execute_batch(&format!("ALTER TABLE {} RENAME TO {}", q(&name), q(probe)))?;
+            let after = others(&tx, probe)?;
+            tx.rollback()?;
+            Ok(before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| b.2 != a.2)
+                .map(|((kind, other, _), _)| {
+                    let kind = if kind == "table" {
+                        "foreign key of table"
+                    } else {
+                        kind
+                    };
+                    format!("{kind} {other}")
+                })
+                .collect())
+        })
+        .await
+    }
+
+    fn upsert(&self) -> Option<&dyn UpsertTarget> {
+        Some(self)
+    }
+
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
         let name = table.name.clone();
         self.with_conn(move |conn| {
@@ -221,6 +288,94 @@ impl Target for SqliteTarget {
             Ok(v)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl UpsertTarget for SqliteTarget {
+    fn preimage_ddl(&self, table: &TargetTable, side: &TableName) -> Vec<String> {
+        let cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+        // The side table's rowid orders its rows.
+        vec![
+            format!(
+                "CREATE TABLE {} AS SELECT {} FROM {} WHERE 0",
+                q(&side.name),
+                cols.join(", "),
+                q(&table.name.name)
+            ),
+            format!(
+                "ALTER TABLE {} ADD COLUMN {} TEXT",
+                q(&side.name),
+                q(preimage::OP_COLUMN)
+            ),
+        ]
+    }
+
+    async fn write_chunk_upsert(
+        &self,
+        job: &str,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+        chunk_id: &str,
+        mut rx: ChunkReceiver,
+    ) -> Result<u64, ConnectorError> {
+        let (job, table, chunk_id) = (job.to_string(), table.clone(), chunk_id.to_string());
+        let (key, side) = (key.to_vec(), side.clone());
+        self.with_conn(move |conn| {
+            let mut next = rx.blocking_recv()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stage = q(preimage::STAGE_TABLE);
+            let cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+            tx.execute_batch(&format!(
+                "DROP TABLE IF EXISTS temp.{stage}; CREATE TEMP TABLE {stage} AS SELECT {} FROM {} WHERE 0",
+                cols.join(", "),
+                q(&table.name.name)
+            ))?;
+            let staged = TargetTable {
+                name: TableName {
+                    schema: None,
+                    name: preimage::STAGE_TABLE.into(),
+                },
+                ..table.clone()
+            };
+            let mut rows = 0u64;
+            {
+                let mut insert = tx.prepare(&insert_sql(&staged))?;
+                let mut text = String::new();
+                while let Some(batch) = next {
+                    rows += write_batch(&mut insert, &table, &chunk_id, &batch, &mut text)?;
+                    next = rx.blocking_recv()?;
+                }
+            }
+            let mut statements =
+                preimage::record_statements(Dialect::Sqlite, &table, &key, &side, &stage);
+            statements.push(preimage::merge_statement(Dialect::Sqlite, &table, &key, &stage));
+            statements.push(format!("DROP TABLE temp.{stage}"));
+            for s in &statements {
+                tx.execute_batch(s)?;
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (job_id, table_name, chunk_id, row_count, committed_at) \
+                     VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    q(MARKER_TABLE)
+                ),
+                params![job, table.name.to_string(), chunk_id, rows as i64],
+            )?;
+            tx.commit()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    fn undo_upsert_sql(
+        &self,
+        table: &TargetTable,
+        key: &[String],
+        side: &TableName,
+    ) -> Vec<String> {
+        preimage::undo_statements(Dialect::Sqlite, table, key, side)
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use decant_connectors::{ConnectorError, InPlaceDigest, KeyBuckets, ReadColumn, Source};
 use decant_core::plan::Plan;
 use decant_core::{ChunkRange, ChunkSpec, TableName};
+use decant_transform::TableTransform;
 use futures::StreamExt;
 
-use super::digest::{Bucketing, Buckets, Filter, ScanError, ScanJob, Side, Sink, scan};
+use super::digest::{Bucketing, Buckets, Filter, ScanError, ScanJob, Scanned, Side, Sink, scan};
 use super::inrun::{InRunDigests, Layout};
 use super::report::Difference;
 use super::table::{Method, TableCheck};
@@ -37,7 +38,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// One side of one chunk, retried with backoff when the connection drops.
+    /// One side of one chunk, retried with backoff when the connection drops. `transform`
+    /// runs on the source side only.
+    #[allow(clippy::too_many_arguments)]
     async fn scan(
         &self,
         side: Side,
@@ -46,7 +49,8 @@ impl Ctx<'_> {
         bucketing: Bucketing,
         make: impl Fn() -> Sink,
         progress: Option<Arc<TableProgress>>,
-    ) -> Result<Sink, ScanError> {
+        transform: Option<Arc<TableTransform>>,
+    ) -> Result<Scanned, ScanError> {
         let retries = self.plan.load.retries.max(1);
         let mut attempt = 1;
         loop {
@@ -59,6 +63,7 @@ impl Ctx<'_> {
                 policies: self.plan.policies.clone(),
                 bucketing,
                 progress: progress.clone(),
+                transform: transform.clone(),
             };
             let result = scan(job, make()).await;
             match result {
@@ -91,16 +96,69 @@ pub(super) async fn count_tables(ctx: &Ctx<'_>, tables: &mut [TableState]) {
             continue;
         };
         let started = Instant::now();
-        let counted = tokio::try_join!(
-            ctx.source.count_rows(&check.source),
-            ctx.target.count_rows(&check.target)
-        );
+        let counted = tokio::try_join!(count_source(ctx, &check, t.progress.clone()), async {
+            ctx.target
+                .count_rows(&check.target)
+                .await
+                .map_err(|e| e.to_string())
+        });
         match counted {
             Ok(c) => t.counts = Some(c),
             Err(e) => t.error = Some(format!("counting rows failed: {e}")),
         }
         t.worked(started);
     }
+}
+
+/// The source's rows as the target should hold them: its count, or, when the plan's
+/// transforms can leave rows out (a filter, row rules), the rows that pass them, which only
+/// reading and transforming the rows can tell.
+async fn count_source(
+    ctx: &Ctx<'_>,
+    check: &Arc<TableCheck>,
+    progress: Arc<TableProgress>,
+) -> Result<u64, String> {
+    let Some(transform) = check.transform.as_ref().filter(|tr| tr.drops_rows()) else {
+        return ctx
+            .source
+            .count_rows(&check.source)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    // Owned inputs: a stream of futures borrowing from an iterator is not `Send` enough for
+    // the server's spawned validations.
+    let chunks: Vec<ChunkSpec> = check
+        .units
+        .iter()
+        .flat_map(|u| u.source_chunks.iter().cloned())
+        .collect();
+    let one = Bucketing::Hash { buckets: 1 };
+    let mut scans = futures::stream::iter(chunks)
+        .map(|chunk| {
+            let (check, compiled, progress) =
+                (check.clone(), transform.digests.clone(), progress.clone());
+            async move {
+                ctx.scan(
+                    Side::Source,
+                    &check,
+                    &chunk,
+                    one,
+                    || Sink::Digest(Buckets::new(1)),
+                    Some(progress),
+                    Some(compiled),
+                )
+                .await
+                .map_err(|e| side_error(Side::Source, &check, &chunk, &e))
+            }
+        })
+        .buffer_unordered(ctx.parallelism);
+    let mut rows = 0;
+    while let Some(scanned) = scans.next().await {
+        if let Sink::Digest(b) = scanned?.sink {
+            rows += b.rows();
+        }
+    }
+    Ok(rows)
 }
 
 /// Settles the units whose two sides are proven equal inside the databases: both compute a
@@ -239,7 +297,9 @@ fn take_recorded(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bool>> {
             let [chunk] = unit.source_chunks.as_slice() else {
                 continue;
             };
-            if let Some(b) = recorded.take(&table, &layout, chunk, unit.bucketing) {
+            if let Some((b, left_out)) = recorded.take(&table, &layout, chunk, unit.bucketing) {
+                t.filtered += left_out.filtered;
+                t.rejected += left_out.rejected;
                 t.progress.rows_done.fetch_add(b.rows(), Ordering::Relaxed);
                 t.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
                 t.digests[ui].0 = b;
@@ -376,6 +436,7 @@ pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
             }
             let started = Instant::now();
             let by = task.bucketing;
+            let transform = check.transform.as_ref().map(|t| t.digests.clone());
             let result = ctx
                 .scan(
                     task.side,
@@ -384,6 +445,7 @@ pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
                     by,
                     || Sink::Digest(Buckets::new(by.len())),
                     Some(progress.clone()),
+                    transform,
                 )
                 .await;
             progress.chunks_done.fetch_add(1, Ordering::Relaxed);
@@ -401,11 +463,22 @@ pub(super) async fn compare_digests(ctx: &Ctx<'_>, tables: &mut [TableState]) {
         let t = &mut tables[ti];
         t.worked(started);
         match result {
-            Ok(Sink::Digest(b)) => match side {
-                Side::Source => t.digests[ui].0.merge(&b),
+            Ok(Scanned {
+                sink: Sink::Digest(b),
+                filtered,
+                rejected,
+            }) => match side {
+                Side::Source => {
+                    t.digests[ui].0.merge(&b);
+                    t.filtered += filtered;
+                    t.rejected += rejected;
+                }
                 Side::Target => t.digests[ui].1.merge(&b),
             },
-            Ok(Sink::Collect(..)) => {}
+            Ok(Scanned {
+                sink: Sink::Collect(..),
+                ..
+            }) => {}
             Err(e) => {
                 t.error.get_or_insert(e);
             }
@@ -537,9 +610,14 @@ async fn narrow_unit(
         let collect = |side: Side, chunks: Vec<ChunkSpec>| {
             let filter = read.filter.clone();
             async move {
+                // One compilation per re-read: its `unique` rules see the re-read's rows only.
+                let transform = match (&check.transform, side) {
+                    (Some(t), Side::Source) => Some(t.fresh(&check.source_schema)?),
+                    _ => None,
+                };
                 let mut rows = Vec::new();
                 for chunk in &chunks {
-                    let sink = ctx
+                    let scanned = ctx
                         .scan(
                             side,
                             check,
@@ -547,10 +625,11 @@ async fn narrow_unit(
                             bucketing,
                             || Sink::Collect(filter.clone(), Vec::new()),
                             None,
+                            transform.clone(),
                         )
                         .await
                         .map_err(|e| side_error(side, check, chunk, &e))?;
-                    if let Sink::Collect(_, kept) = sink {
+                    if let Sink::Collect(_, kept) = scanned.sink {
                         rows.extend(kept);
                     }
                 }

@@ -14,6 +14,7 @@ use decant_connectors::{ConnectorError, ReadRequest, Source};
 use decant_core::ChunkSpec;
 use decant_core::canonical::{RowEncoder, row_hash};
 use decant_core::plan::Policies;
+use decant_transform::TableTransform;
 use tokio::sync::mpsc;
 
 use super::table::TableCheck;
@@ -222,6 +223,10 @@ pub(crate) enum ScanError {
     /// A source value could not be converted to the target's type.
     #[error("{0}")]
     Convert(String),
+    /// The plan's transforms failed on a source row (a rule with action "fail", an expression
+    /// that cannot be evaluated).
+    #[error("{0}")]
+    Transform(String),
     /// The hashing thread failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -244,10 +249,22 @@ pub(crate) struct ScanJob {
     pub bucketing: Bucketing,
     /// Counts rows as they are hashed, when given.
     pub progress: Option<Arc<TableProgress>>,
+    /// The table's transforms, run on source batches before they are converted (source side
+    /// only; `None` on the target side and for tables without transforms).
+    pub transform: Option<Arc<TableTransform>>,
+}
+
+/// What a scan produced, and the source rows its transforms left out.
+pub(crate) struct Scanned {
+    pub sink: Sink,
+    /// Rows the `where` filter left out.
+    pub filtered: u64,
+    /// Rows a row rule rejected: `decant run` quarantined them.
+    pub rejected: u64,
 }
 
 /// Reads one chunk of one side and feeds every row to `sink`.
-pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError> {
+pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Scanned, ScanError> {
     let ScanJob {
         reader,
         side,
@@ -257,7 +274,14 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError
         policies,
         bucketing,
         progress,
+        transform,
     } = job;
+    // A chunk attempt of its own, as in the run: a failed attempt forgets the keys its
+    // `unique` rules took, so that a retry does not reject its own rows.
+    let mut transform = match side {
+        Side::Source => transform.map(|t| t.begin_chunk(&chunk.id)),
+        Side::Target => None,
+    };
     let (table, columns, schema) = match side {
         Side::Source => (
             check.source.clone(),
@@ -282,9 +306,25 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError
     };
     let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
     let reading = tokio::spawn(async move { reader.read_chunk(&request, tx).await });
+    let source_table = check.source.to_string();
     let hashing = tokio::task::spawn_blocking(move || {
         let mut state = RowState::default();
+        let (mut filtered, mut rejected) = (0u64, 0u64);
         while let Some(batch) = rx.blocking_recv() {
+            let batch = match transform.as_mut() {
+                Some(run) => {
+                    let applied = run.apply(&batch).map_err(|e| {
+                        ScanError::Transform(
+                            crate::transform_run::chunk_error(&source_table, range.clone(), e)
+                                .to_string(),
+                        )
+                    })?;
+                    filtered += applied.filtered;
+                    rejected += applied.rejects.len() as u64;
+                    applied.batch
+                }
+                None => batch,
+            };
             let batch = match side {
                 Side::Source => convert_batch(&relabel_timestamps(batch, &check.schema), &check.schema).map_err(|(col, e)| {
                     let name = check.schema.fields().get(col).map_or("", |f| f.name());
@@ -301,14 +341,24 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Sink, ScanError
                     .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             }
         }
-        Ok::<_, ScanError>(sink)
+        let scanned = Scanned {
+            sink,
+            filtered,
+            rejected,
+        };
+        Ok::<_, ScanError>((scanned, transform))
     });
     let (read, hashed) = tokio::join!(reading, hashing);
     let read = read.map_err(|e| ScanError::Internal(e.to_string()))?;
     let hashed = hashed.map_err(|e| ScanError::Internal(e.to_string()))?;
     // The cause, not its echo: a failed hasher makes the reader see a closed channel.
     match (read, hashed) {
-        (Ok(_), Ok(sink)) => Ok(sink),
+        (Ok(_), Ok((scanned, transform))) => {
+            if let Some(run) = transform {
+                run.commit();
+            }
+            Ok(scanned)
+        }
         (Err(ConnectorError::ChannelClosed), Err(e)) | (Ok(_), Err(e)) => Err(e),
         (Err(e), _) => Err(e.into()),
     }

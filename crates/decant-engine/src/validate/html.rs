@@ -295,6 +295,8 @@ mod tests {
             }],
             differences_truncated: false,
             rows_within_tolerance: 0,
+            rows_filtered: 0,
+            rows_rejected: 0,
             duration_secs: 0.1,
             notes: vec![],
         };

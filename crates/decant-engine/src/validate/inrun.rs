@@ -15,7 +15,7 @@ use decant_core::canonical::Canonical;
 use decant_core::{ChunkRange, ChunkSpec};
 
 use super::digest::{Bucketing, Buckets, RowState, Sink, is_integer};
-use super::table::{TableCheck, chunk_bucketing, chunk_step, key_candidates};
+use super::table::{TableCheck, chunk_bucketing, chunk_step, copied_source, key_candidates};
 use crate::planner::TableJob;
 
 /// How a table's rows are hashed: equal layouts hash equal rows alike.
@@ -59,12 +59,16 @@ impl Layout {
         }
         let mut order = key.clone();
         order.extend((0..names.len()).filter(|i| !key.contains(i)));
+        // Hinted as `table::resolve` hints them: a column a transform computes or masks by its
+        // own type only.
         let kinds = schema
             .fields()
             .iter()
-            .zip(job.target.columns.iter().zip(&job.source_columns))
-            .map(|(f, (t, s))| {
-                Canonical::for_column(f.data_type(), &[Some(&t.logical), Some(&s.logical)]).ok()
+            .zip(&job.target.columns)
+            .enumerate()
+            .map(|(i, (f, t))| {
+                Canonical::for_column(f.data_type(), &[Some(&t.logical), copied_source(job, i)])
+                    .ok()
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Layout {
@@ -85,6 +89,16 @@ struct Recorded {
     range: ChunkRange,
     bucketing: Bucketing,
     buckets: Buckets,
+    left_out: LeftOut,
+}
+
+/// Source rows of a chunk that the plan's transforms kept off the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LeftOut {
+    /// Left out by the `where` filter.
+    pub filtered: u64,
+    /// Rejected by a row rule, into the quarantine.
+    pub rejected: u64,
 }
 
 #[derive(Default)]
@@ -126,6 +140,7 @@ impl InRunDigests {
             bucketing,
             buckets: Buckets::new(bucketing.len()),
             state: RowState::default(),
+            left_out: LeftOut::default(),
         })
     }
 
@@ -138,20 +153,21 @@ impl InRunDigests {
                     range: hasher.chunk.range,
                     bucketing: hasher.bucketing,
                     buckets: hasher.buckets,
+                    left_out: hasher.left_out,
                 },
             );
         }
     }
 
     /// The recorded source digest of the unit `chunk` of `table`, when it was hashed in the
-    /// layout `layout` over the same range and buckets.
+    /// layout `layout` over the same range and buckets, and the rows its transforms left out.
     pub(crate) fn take(
         &self,
         table: &str,
         layout: &Layout,
         chunk: &ChunkSpec,
         bucketing: Bucketing,
-    ) -> Option<Buckets> {
+    ) -> Option<(Buckets, LeftOut)> {
         let mut tables = self.lock();
         let t = tables.get_mut(table)?;
         if t.layout.as_deref() != Some(layout) {
@@ -159,7 +175,7 @@ impl InRunDigests {
         }
         let recorded = t.chunks.remove(&chunk.id)?;
         (recorded.range == chunk.range && recorded.bucketing == bucketing)
-            .then_some(recorded.buckets)
+            .then_some((recorded.buckets, recorded.left_out))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TableDigests>> {
@@ -176,9 +192,16 @@ pub struct ChunkHasher {
     bucketing: Bucketing,
     buckets: Buckets,
     state: RowState,
+    left_out: LeftOut,
 }
 
 impl ChunkHasher {
+    /// Counts the chunk's source rows that its transforms kept off the target: the filter's
+    /// and the rules' (reported by the validation as not expected on the target).
+    pub fn left_out(&mut self, filtered: u64, rejected: u64) {
+        self.left_out = LeftOut { filtered, rejected };
+    }
+
     /// Adds a batch in the target's schema (`TableJob::target_schema`).
     pub fn add(&mut self, batch: &RecordBatch) {
         let mut sink = Sink::Digest(std::mem::replace(&mut self.buckets, Buckets::new(0)));

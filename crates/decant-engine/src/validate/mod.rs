@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use decant_connectors::{connect_source, connect_source_with, connect_target};
+use decant_connectors::{connect_source, connect_source_with, connect_target_with};
 use decant_core::plan::Plan;
 
 pub use inrun::{ChunkHasher, InRunDigests};
@@ -53,6 +53,9 @@ pub struct ValidateOptions {
     pub progress: Arc<Progress>,
     /// Source digests `decant run` recorded as it loaded (`validate.mode = "checksum"`).
     pub recorded: Option<Arc<InRunDigests>>,
+    /// `(table, loaded into)`: tables whose rows are compared in another target table (a
+    /// swap's shadow, before it replaces the live table).
+    pub loaded_into: Vec<(decant_core::TableName, decant_core::TableName)>,
 }
 
 impl Default for ValidateOptions {
@@ -66,6 +69,7 @@ impl Default for ValidateOptions {
             check_rules: true,
             progress: Arc::new(Progress::default()),
             recorded: None,
+            loaded_into: Vec::new(),
         }
     }
 }
@@ -88,6 +92,10 @@ struct TableState {
     in_place_narrowed: usize,
     /// Units whose source digest was recorded as `decant run` loaded them.
     from_run_units: usize,
+    /// Source rows the plan's `where` filter left out, in the units read here.
+    filtered: u64,
+    /// Source rows the plan's row rules rejected (the run quarantined them), same units.
+    rejected: u64,
     /// When the table's first read started and its last ended: its wall time.
     span: Option<(Instant, Instant)>,
     progress: Arc<TableProgress>,
@@ -146,14 +154,24 @@ async fn validate_inner(
     progress.set_phase("introspecting");
     let source_url = plan.source_url()?;
     let target_url = plan.target_url()?;
+    if target_url.dialect() == decant_core::Dialect::File {
+        return Err(EngineError::Plan(vec![
+            "decant validate compares databases; a file target is checked by decant run, which counts the rows in the written files against the source and the chunk markers".into(),
+        ]));
+    }
     let (source, target, target_writer) = tokio::try_join!(
         connect_source_with(&source_url, Some(&plan.source)),
         connect_source(&target_url),
-        connect_target(&target_url)
+        connect_target_with(&target_url, plan.target.file.as_ref())
     )?;
     let catalog = source.introspect(&plan.source.schemas).await?;
-    let job_plan = build_plan(plan, &catalog, source.dialect(), target_writer.as_ref())?;
+    let mut job_plan = build_plan(plan, &catalog, source.dialect(), target_writer.as_ref())?;
     drop(target_writer);
+    for job in &mut job_plan.tables {
+        if let Some((_, loaded)) = opts.loaded_into.iter().find(|(t, _)| *t == job.target.name) {
+            job.target.name = loaded.clone();
+        }
+    }
     let mut target_schemas: Vec<String> = job_plan
         .tables
         .iter()
@@ -166,14 +184,6 @@ async fn validate_inner(
     let mut tables = Vec::new();
     for job in &job_plan.tables {
         let resolved = match catalog.tables.iter().find(|t| t.name == job.source) {
-            // The digests compare source values as the plan maps them; transforms are not
-            // replayed on the source side yet, so a transformed table cannot be compared.
-            Some(_) if job.transform.is_some() => Err(format!(
-                "{} has transforms (expr, value, mask, where or rules), which validation does not \
-                 apply to the source yet, so its values cannot be compared; check it with \
-                 [[validate.rules]] on the target, or leave it out of the plan you validate",
-                job.source
-            )),
             Some(st) => {
                 table::resolve(job, st, &target_catalog, source.as_ref(), target.as_ref()).await
             }
@@ -215,6 +225,8 @@ async fn validate_inner(
             in_place_units: 0,
             in_place_narrowed: 0,
             from_run_units: 0,
+            filtered: 0,
+            rejected: 0,
             span: None,
         });
     }
@@ -333,6 +345,22 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
             t.in_place_narrowed
         ));
     }
+    let mut left_out = Vec::new();
+    if t.filtered > 0 {
+        left_out.push(format!("{} left out by the plan's filter", t.filtered));
+    }
+    if t.rejected > 0 {
+        left_out.push(format!(
+            "{} rejected by its rules (quarantined by the run, see `decant rejects`)",
+            t.rejected
+        ));
+    }
+    if !left_out.is_empty() {
+        notes.push(format!(
+            "source rows {} are not expected on the target",
+            left_out.join(" and ")
+        ));
+    }
     let counts_differ = t.counts.is_some_and(|(s, g)| s != g);
     let unexplained = t.chunks_differing > 0 && differences.is_empty() && t.tolerated == 0;
     if unexplained && t.error.is_none() {
@@ -367,6 +395,8 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         differences,
         differences_truncated: truncated,
         rows_within_tolerance: t.tolerated,
+        rows_filtered: t.filtered,
+        rows_rejected: t.rejected,
         duration_secs: t.span.map_or(0.0, |(a, b)| (b - a).as_secs_f64()),
         notes,
     }

@@ -95,6 +95,13 @@ pub struct TableReport {
     pub differences_truncated: bool,
     /// Rows whose only differences are floats within `float_tolerance`.
     pub rows_within_tolerance: u64,
+    /// Source rows the plan's `where` filter leaves out: not expected on the target.
+    #[serde(default)]
+    pub rows_filtered: u64,
+    /// Source rows the plan's row rules reject (the run quarantines them): not expected on
+    /// the target, and not counted in `source_rows`.
+    #[serde(default)]
+    pub rows_rejected: u64,
     pub duration_secs: f64,
     pub notes: Vec<String>,
 }
@@ -237,6 +244,8 @@ mod tests {
             }],
             differences_truncated: false,
             rows_within_tolerance: 0,
+            rows_filtered: 0,
+            rows_rejected: 0,
             duration_secs: 0.0,
             notes: vec![],
         }

@@ -8,7 +8,8 @@ use decant_connectors::{ReadColumn, Source};
 use decant_core::canonical::Canonical;
 
 use super::digest::{Bucketing, is_integer};
-use decant_core::{Catalog, ChunkRange, ChunkSpec, Column, Table, TableName};
+use decant_core::{Catalog, ChunkRange, ChunkSpec, Column, LogicalType, Table, TableName};
+use decant_transform::{TableTransform, TransformSpec};
 
 use crate::planner::TableJob;
 
@@ -100,6 +101,71 @@ pub(crate) struct TableCheck {
     /// Both sides enforce the key (a primary key, or a unique key of NOT NULL columns): no row
     /// can appear twice on either side.
     pub distinct: bool,
+    /// The plan's transforms, replayed on every source batch before it is converted and hashed.
+    pub transform: Option<SourceTransform>,
+}
+
+/// A table's transforms as validation replays them on the source side.
+pub(crate) struct SourceTransform {
+    spec: TransformSpec,
+    /// Compiled once for the digest pass: its `unique` rules remember keys across all chunks
+    /// of the table, as they do across a run's chunks.
+    pub digests: Arc<TableTransform>,
+    /// Names of the masked columns (target names), for the report's notes.
+    pub masked: Vec<String>,
+}
+
+impl SourceTransform {
+    /// A fresh compilation for one re-read: `unique` rules then see only the rows of that
+    /// re-read, which for a rule on the key are all the rows of that key.
+    pub fn fresh(&self, schema: &SchemaRef) -> Result<Arc<TableTransform>, String> {
+        compile(&self.spec, schema).map(Arc::new)
+    }
+
+    /// Whether rows can be left out (a `where` filter or row rules): the source's row count
+    /// then says nothing without reading the rows.
+    pub fn drops_rows(&self) -> bool {
+        self.spec.filter.is_some() || !self.spec.rules.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SourceTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceTransform")
+            .field("spec", &self.spec)
+            .field("masked", &self.masked)
+            .finish_non_exhaustive()
+    }
+}
+
+fn compile(spec: &TransformSpec, schema: &SchemaRef) -> Result<TableTransform, String> {
+    TableTransform::compile(spec, schema.clone()).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// The source column target column `i` of `job` copies unchanged (renamed at most), if any:
+/// its source type then tells how its values are encoded too (a `char(n)` pads, `json`
+/// normalizes). A computed, constant or masked column has only its own type.
+pub(crate) fn copied_source(job: &TableJob, i: usize) -> Option<&LogicalType> {
+    let s = job.source_columns.get(i)?;
+    match &job.transform {
+        None => Some(&s.logical),
+        Some(spec) => spec
+            .outputs
+            .get(i)
+            .filter(|o| {
+                o.source.as_deref() == Some(s.name.as_str())
+                    && o.expr.is_none()
+                    && o.value.is_none()
+                    && o.mask.is_none()
+            })
+            .map(|_| &s.logical),
+    }
 }
 
 impl TableCheck {
@@ -290,7 +356,7 @@ pub(crate) async fn resolve(
     let mut missing = Vec::new();
     let (mut source_read, mut target_read) = (Vec::new(), Vec::new());
     let (mut source_fields, mut fields, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
-    for (s, planned) in job.source_columns.iter().zip(&job.target.columns) {
+    for (i, planned) in job.target.columns.iter().enumerate() {
         let Some(actual) = find_column(target_table, &planned.name) else {
             missing.push(planned.name.clone());
             continue;
@@ -308,14 +374,9 @@ pub(crate) async fn resolve(
             _ => planned.logical.clone(),
         };
         let field = logical.arrow_field(&actual.name, true, &actual.native_type);
-        let kind = Canonical::for_column(field.data_type(), &[Some(&logical), Some(&s.logical)])
-            .map_err(|e| format!("column {}: {e}", actual.name))?;
-        source_fields.push(s.logical.arrow_field(&s.name, true, &s.native_type));
-        source_read.push(ReadColumn {
-            name: s.name.clone(),
-            native_type: s.native_type.clone(),
-            logical: s.logical.clone(),
-        });
+        let kind =
+            Canonical::for_column(field.data_type(), &[Some(&logical), copied_source(job, i)])
+                .map_err(|e| format!("column {}: {e}", actual.name))?;
         target_read.push(ReadColumn {
             name: actual.name.clone(),
             native_type: actual.native_type.clone(),
@@ -323,6 +384,16 @@ pub(crate) async fn resolve(
         });
         fields.push(field);
         kinds.push(kind);
+    }
+    // The source side reads every column the plan reads: with transforms, computed columns
+    // and filters may need them all.
+    for s in &job.source_columns {
+        source_fields.push(s.logical.arrow_field(&s.name, true, &s.native_type));
+        source_read.push(ReadColumn {
+            name: s.name.clone(),
+            native_type: s.native_type.clone(),
+            logical: s.logical.clone(),
+        });
     }
     if !missing.is_empty() {
         return Err(format!(
@@ -340,6 +411,22 @@ pub(crate) async fn resolve(
         }
     }
     let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let source_schema: SchemaRef = Arc::new(Schema::new(source_fields));
+    let transform = match &job.transform {
+        Some(spec) => Some(SourceTransform {
+            digests: Arc::new(compile(spec, &source_schema).map_err(|e| {
+                format!("the plan's transforms cannot be replayed on the source: {e}")
+            })?),
+            masked: spec
+                .outputs
+                .iter()
+                .filter(|o| o.mask.is_some())
+                .map(|o| o.target_name.clone())
+                .collect(),
+            spec: spec.clone(),
+        }),
+        None => None,
+    };
     let names: Vec<&str> = target_read.iter().map(|c| c.name.as_str()).collect();
 
     // The key: the plan's primary key, else a unique key of NOT NULL columns.
@@ -358,8 +445,10 @@ pub(crate) async fn resolve(
         .plan_chunks(source_table, job.chunk_rows)
         .await
         .map_err(|e| format!("cannot plan the source's chunks: {e}"))?;
+    // Key ranges need the key as the source has it: a key a transform computes or changes
+    // is matched by its hash instead.
     let key_source_name = match key.as_slice() {
-        [k] => Some(source_read[*k].name.as_str()),
+        [k] => copied_source(job, *k).map(|_| source_read[*k].name.as_str()),
         _ => None,
     };
     let ranged = key_source_name.is_some_and(|k| {
@@ -451,19 +540,39 @@ pub(crate) async fn resolve(
     };
     // Both sides digest in place when they hash alike and every column has one type on both:
     // the same values then give the same hash.
-    let in_place = match (
+    let same_family = match (
         source.in_place_digest_family(),
         target.in_place_digest_family(),
     ) {
-        (Some(a), Some(b)) => {
-            a == b
-                && source_read
-                    .iter()
-                    .zip(&target_read)
-                    .all(|(s, t)| same_type(&s.native_type, &t.native_type))
-        }
+        (Some(a), Some(b)) => a == b,
         _ => false,
     };
+    if let Some(t) = &transform {
+        notes.push(
+            "the plan transforms this table: source rows are compared after its transforms, \
+             replayed here as `decant run` applies them"
+                .into(),
+        );
+        if same_family {
+            notes.push(
+                "the source cannot be digested in the database, where the transforms do not \
+                 run: its rows are read and transformed here"
+                    .into(),
+            );
+        }
+        if !t.masked.is_empty() {
+            notes.push(format!(
+                "masked columns ({}) are compared and shown masked, never with their source values",
+                t.masked.join(", ")
+            ));
+        }
+    }
+    let in_place = same_family
+        && transform.is_none()
+        && source_read
+            .iter()
+            .zip(&target_read)
+            .all(|(s, t)| same_type(&s.native_type, &t.native_type));
     let distinct = !key.is_empty()
         && key_enforced(source_table, &key, &source_read)
         && key_enforced(target_table, &key, &target_read);
@@ -473,7 +582,7 @@ pub(crate) async fn resolve(
         source: job.source.clone(),
         target: target_table.name.clone(),
         source_read,
-        source_schema: Arc::new(Schema::new(source_fields)),
+        source_schema,
         target_read,
         schema,
         kinds,
@@ -482,6 +591,7 @@ pub(crate) async fn resolve(
         method,
         units,
         notes,
+        transform,
     })
 }
 
