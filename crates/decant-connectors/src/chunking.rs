@@ -7,7 +7,7 @@ use decant_core::{ChunkRange, ChunkSpec, Dialect, quote_ident};
 pub fn range_predicate(dialect: Dialect, range: &ChunkRange) -> Option<String> {
     match range {
         // File byte ranges are no SQL: file sources read them themselves.
-        ChunkRange::Whole | ChunkRange::FileBytes { .. } => None,
+        ChunkRange::Whole | ChunkRange::FileBytes { .. } | ChunkRange::HttpPages { .. } => None,
         ChunkRange::IntKey { column, lo, hi } => {
             let k = quote_ident(dialect, column);
             let parts: Vec<String> = [

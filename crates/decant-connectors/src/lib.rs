@@ -1,5 +1,5 @@
 //! Sources and targets for PostgreSQL, MySQL/MariaDB, SQLite and files (CSV/TSV/Parquet sources;
-//! CSV, JSON Lines and Parquet targets), behind two small traits.
+//! CSV, JSON Lines and Parquet targets), and HTTP JSON APIs as sources, behind two small traits.
 //!
 //! Each system lives in its own folder, split by role: `introspect`, `source`, `target`, `types`
 //! (the type mapping table) and `ddl`. `registry` is the one place that names them all.
@@ -10,6 +10,7 @@ pub mod chunking;
 mod doc_table;
 pub mod error;
 pub mod files;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 pub mod preimage;

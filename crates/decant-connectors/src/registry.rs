@@ -8,7 +8,7 @@ use decant_core::{ConnectionUrl, Dialect};
 
 use crate::error::ConnectorError;
 use crate::traits::{Source, Target};
-use crate::{files, mysql, postgres, sqlite};
+use crate::{files, http, mysql, postgres, sqlite};
 
 /// Opens a source for `url`, with default file options (a `file://` URL's query may set them).
 pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, ConnectorError> {
@@ -16,7 +16,7 @@ pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, Conn
 }
 
 /// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv` and `json`
-/// options apply to `file://` URLs.
+/// options apply to `file://` URLs and `http` options to `http://` ones.
 pub async fn connect_source_with(
     url: &ConnectionUrl,
     source: Option<&SourceConfig>,
@@ -24,6 +24,10 @@ pub async fn connect_source_with(
     let csv = source.and_then(|s| s.csv.as_ref());
     let json = source.and_then(|s| s.json.as_ref());
     Ok(match url.dialect() {
+        Dialect::Http => Arc::new(http::HttpSource::open(
+            url,
+            source.and_then(|s| s.http.as_ref()),
+        )?),
         Dialect::Postgres => Arc::new(postgres::PostgresSource::connect(url).await?),
         Dialect::Mysql => Arc::new(mysql::MysqlSource::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
@@ -59,5 +63,10 @@ pub async fn connect_target_with(
         Dialect::Mysql => Arc::new(mysql::MysqlTarget::connect(url).await?),
         Dialect::Sqlite => Arc::new(sqlite::SqliteTarget::open(url)?),
         Dialect::File => Arc::new(files::FileTarget::open(url, file)?),
+        Dialect::Http => {
+            return Err(ConnectorError::Config(format!(
+                "{url}: an HTTP API is a source only; write to a database"
+            )));
+        }
     })
 }

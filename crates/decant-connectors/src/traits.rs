@@ -118,6 +118,26 @@ pub trait Source: Send + Sync {
         chunk_rows: u64,
     ) -> Result<Vec<ChunkSpec>, ConnectorError>;
 
+    /// The field whose highest value already in the target makes the next run incremental
+    /// (an API table with `incremental`); `None`: every run reads every row.
+    fn incremental_field(&self, table: &TableName) -> Option<String> {
+        let _ = table;
+        None
+    }
+
+    /// [`Source::plan_chunks`] for an incremental read: only rows changed after `watermark`
+    /// (the highest [`Source::incremental_field`] value in the target, `None` when it holds no
+    /// row). The watermark is part of the chunks, so a resumed job reads the same rows.
+    async fn plan_chunks_since(
+        &self,
+        table: &Table,
+        chunk_rows: u64,
+        watermark: Option<String>,
+    ) -> Result<Vec<ChunkSpec>, ConnectorError> {
+        let _ = watermark;
+        self.plan_chunks(table, chunk_rows).await
+    }
+
     /// Streams one chunk's rows as batches into `tx`, returning the number of rows sent.
     async fn read_chunk(
         &self,
@@ -348,6 +368,22 @@ pub trait Target: Send + Sync {
     /// Exact row count of a table.
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
 
+    /// The highest value of `column` in `table` as text (`None` for an empty table): an
+    /// incremental source's watermark. Timestamps are ISO 8601 (`2024-05-01T10:00:00Z` with a
+    /// time zone, without one otherwise; a fraction only when there is one). A target that
+    /// cannot tell says so, and an incremental load into it fails before it reads anything.
+    async fn max_value(
+        &self,
+        table: &TargetTable,
+        column: &str,
+    ) -> Result<Option<String>, ConnectorError> {
+        Err(ConnectorError::Config(format!(
+            "{}: a {} target cannot give the highest {column} for an incremental read; load it with if_exists = \"truncate\" or \"drop\"",
+            table.name,
+            self.dialect()
+        )))
+    }
+
     /// Runs statements in one transaction: all of them or none.
     async fn execute_atomically(&self, statements: &[String]) -> Result<(), ConnectorError>;
 
@@ -363,6 +399,22 @@ pub trait Target: Send + Sync {
     /// The upsert capability, where the system has one.
     fn upsert(&self) -> Option<&dyn UpsertTarget> {
         None
+    }
+}
+
+/// Drops a zero fraction of a timestamp's text (`...:00.000000Z` → `...:00Z`).
+pub fn trim_zero_fraction(text: String) -> String {
+    let (body, zone) = match text.strip_suffix('Z') {
+        Some(b) => (b, "Z"),
+        None => (text.as_str(), ""),
+    };
+    match body.rsplit_once('.') {
+        Some((head, frac))
+            if !frac.is_empty() && frac.bytes().all(|b| b == b'0') && head.contains(':') =>
+        {
+            format!("{head}{zone}")
+        }
+        _ => text,
     }
 }
 

@@ -26,6 +26,16 @@ pub enum ChunkRange {
         end: Option<u64>,
         line: u64,
     },
+    /// Pages of an HTTP API table: page numbers (`page` pagination) or record offsets
+    /// (`offset`) in `[lo, hi)`, `hi = None` reading on until an empty page; cursor and link
+    /// pagination always read from the first page (`lo = 0`). `since` is the incremental
+    /// watermark sent with every request, fixed when the job was planned so that a resumed
+    /// job asks for the same records.
+    HttpPages {
+        lo: u64,
+        hi: Option<u64>,
+        since: Option<String>,
+    },
 }
 
 /// A chunk of one table, with a stable id that names it in markers and the control store.
@@ -57,6 +67,13 @@ impl ChunkRange {
             } => {
                 let end = end.map_or("end".to_string(), |v| v.to_string());
                 format!("{file} bytes [{start}, {end})")
+            }
+            ChunkRange::HttpPages { lo, hi, since } => {
+                let hi = hi.map_or("end".to_string(), |v| v.to_string());
+                match since {
+                    Some(s) => format!("pages [{lo}, {hi}) since {s}"),
+                    None => format!("pages [{lo}, {hi})"),
+                }
             }
         }
     }

@@ -11,6 +11,8 @@ pub enum Dialect {
     Sqlite,
     /// Files (CSV, TSV): no SQL, but names and types still follow one convention.
     File,
+    /// HTTP JSON APIs: a source only, no SQL.
+    Http,
 }
 
 impl Dialect {
@@ -19,7 +21,7 @@ impl Dialect {
         match self {
             Dialect::Postgres => 63,
             Dialect::Mysql => 64,
-            Dialect::Sqlite | Dialect::File => usize::MAX,
+            Dialect::Sqlite | Dialect::File | Dialect::Http => usize::MAX,
         }
     }
 
@@ -29,6 +31,7 @@ impl Dialect {
             Dialect::Mysql => "mysql",
             Dialect::Sqlite => "sqlite",
             Dialect::File => "file",
+            Dialect::Http => "http",
         }
     }
 }
@@ -43,7 +46,7 @@ impl std::fmt::Display for Dialect {
 pub fn quote_ident(dialect: Dialect, name: &str) -> String {
     let q = match dialect {
         Dialect::Mysql => '`',
-        Dialect::Postgres | Dialect::Sqlite | Dialect::File => '"',
+        Dialect::Postgres | Dialect::Sqlite | Dialect::File | Dialect::Http => '"',
     };
     let mut out = String::with_capacity(name.len() + 2);
     out.push(q);

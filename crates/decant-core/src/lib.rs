@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod error;
 pub mod files;
 pub mod hazard;
+pub mod http;
 pub mod ident;
 pub mod plan;
 pub mod reject;

@@ -55,6 +55,9 @@ pub struct SourceConfig {
     /// How to read JSON Lines and JSON array files (`file://` sources); see docs/files.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<crate::files::JsonOptions>,
+    /// How to read an HTTP JSON API (`http://`, `https://` sources); see docs/http.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::http::HttpOptions>,
 }
 
 /// Where data goes.
@@ -378,6 +381,11 @@ impl Plan {
                     ));
                 }
             }
+        }
+        if let Some(http) = &self.source.http
+            && let Err(e) = http.check()
+        {
+            problems.push(e.to_string());
         }
         let mut names = std::collections::HashSet::new();
         for (i, rule) in self.validate.rules.iter().enumerate() {

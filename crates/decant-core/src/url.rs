@@ -1,5 +1,5 @@
 //! Connection URLs: `postgres://`, `mysql://` (also MariaDB), `sqlite://PATH`, `file://PATH`
-//! (a file, a glob or a directory).
+//! (a file, a glob or a directory), `http://` and `https://` (a JSON API).
 
 use std::fmt;
 
@@ -30,9 +30,10 @@ impl ConnectionUrl {
             "mysql" | "mariadb" => Dialect::Mysql,
             "sqlite" => Dialect::Sqlite,
             "file" => Dialect::File,
+            "http" | "https" => Dialect::Http,
             _ => {
                 return Err(err(
-                    "unknown scheme: use postgres://, mysql://, sqlite:// or file://",
+                    "unknown scheme: use postgres://, mysql://, sqlite://, file:// or http(s)://",
                 ));
             }
         };
@@ -136,6 +137,9 @@ mod tests {
         let f = ConnectionUrl::parse("file://data/*.csv?delimiter=;").unwrap();
         assert_eq!(f.dialect(), Dialect::File);
         assert_eq!(f.file_path(), Some(("data/*.csv", Some("delimiter=;"))));
+        let h = ConnectionUrl::parse("https://api.example.com/v1").unwrap();
+        assert_eq!(h.dialect(), Dialect::Http);
+        assert!(ConnectionUrl::parse("http://").is_err());
         assert!(ConnectionUrl::parse("oracle://x/y").is_err());
         assert!(ConnectionUrl::parse("nonsense").is_err());
     }

@@ -27,7 +27,9 @@ pub fn date_range(target: Dialect) -> (&'static str, &'static str) {
         // PostgreSQL holds dates to 294276 AD; Decant carries them to the end of what its date
         // arithmetic (chrono) knows, 262142 AD.
         Dialect::Postgres => ("4713-01-01 BC", "262142-12-31"),
-        Dialect::Mysql | Dialect::Sqlite | Dialect::File => ("0001-01-01", "9999-12-31"),
+        Dialect::Mysql | Dialect::Sqlite | Dialect::File | Dialect::Http => {
+            ("0001-01-01", "9999-12-31")
+        }
     }
 }
 

@@ -193,6 +193,9 @@ pub async fn preflight(
             Some(decant_core::ChunkRange::CtidPages { .. }) => {
                 format!("{} chunks of physical pages (ctid)", chunks.len())
             }
+            Some(decant_core::ChunkRange::HttpPages { .. }) => {
+                format!("{} chunks of API pages", chunks.len())
+            }
             _ => "one chunk (no integer key to split on)".into(),
         };
         let mut unchecked = Vec::new();

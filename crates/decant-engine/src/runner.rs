@@ -670,11 +670,19 @@ async fn create_job(
     }
     let mut chunks = HashMap::new();
     let mut chunk_records = Vec::new();
-    for (t, _) in &tables {
+    for (t, d) in &tables {
         let table = catalog.iter().find(|c| c.name == t.source).ok_or_else(|| {
             EngineError::Internal(format!("{} vanished from the catalog", t.source))
         })?;
-        let specs = source.plan_chunks(table, t.chunk_rows).await?;
+        let specs = match source.incremental_field(&table.name) {
+            Some(field) => {
+                let watermark = incremental_watermark(plan, t, d, &field, target).await?;
+                source
+                    .plan_chunks_since(table, t.chunk_rows, watermark)
+                    .await?
+            }
+            None => source.plan_chunks(table, t.chunk_rows).await?,
+        };
         for (i, c) in specs.iter().enumerate() {
             chunk_records.push(ChunkRecord {
                 table_name: t.target.name.to_string(),
@@ -725,6 +733,35 @@ async fn create_job(
         tables,
         chunks,
     })
+}
+
+/// The highest value of an incremental source's `field` already in the target table: what
+/// the next read starts after. Only an `append` or `upsert` load keeps the earlier rows; a table
+/// that is created, truncated, dropped or swapped in starts empty, so it reads everything.
+async fn incremental_watermark(
+    plan: &Plan,
+    t: &TableJob,
+    decision: &str,
+    field: &str,
+    target: &dyn Target,
+) -> Result<Option<String>, EngineError> {
+    if decision != "append" && decision != "upsert" {
+        return Ok(None);
+    }
+    let renamed = plan
+        .tables
+        .get(&t.source.to_string())
+        .or_else(|| plan.tables.get(&t.source.name))
+        .and_then(|c| c.columns.get(field))
+        .and_then(|c| c.rename.clone())
+        .unwrap_or_else(|| field.to_string());
+    if !t.target.columns.iter().any(|c| c.name == renamed) {
+        return Err(EngineError::Plan(vec![format!(
+            "table {}: the incremental field `{field}` must be loaded into the target (as `{renamed}`): its highest value there is where the next run starts",
+            t.source
+        )]));
+    }
+    Ok(target.max_value(&t.target, &renamed).await?)
 }
 
 /// The upsert records of a job, by live table name.

@@ -38,6 +38,9 @@ enum Command {
     /// take theirs from the file metadata. File options go in the URL's query, e.g.
     /// 'file://data/x.csv?delimiter=;&encoding=latin-1' or
     /// 'file://data/*.jsonl?flatten=true&path.city=customer.address.city' (docs/files.md).
+    /// An http:// URL is one JSON API endpoint whose body is the records array, its schema
+    /// inferred from it; paged or authenticated APIs are described in a plan's [source.http]
+    /// section and shown by `decant plan` (docs/http.md).
     Inspect {
         /// The database (or files) to inspect.
         url: String,

@@ -18,7 +18,7 @@ pub(crate) mod json_values;
 mod parquet;
 mod records;
 mod target;
-mod values;
+pub(crate) mod values;
 mod write;
 
 pub use csv::CsvSource;

@@ -159,7 +159,9 @@ impl Source for MysqlSource {
                 Some(select.len() - 1)
             }
             ChunkRange::Whole => None,
-            ChunkRange::CtidPages { .. } | ChunkRange::FileBytes { .. } => {
+            ChunkRange::CtidPages { .. }
+            | ChunkRange::FileBytes { .. }
+            | ChunkRange::HttpPages { .. } => {
                 return Err(ConnectorError::Config(format!(
                     "{}: a MySQL source reads key ranges, not pages or file bytes",
                     request.table

@@ -521,4 +521,32 @@ impl Target for MysqlTarget {
             .await?;
         Ok(n.unwrap_or(0))
     }
+
+    async fn max_value(
+        &self,
+        table: &TargetTable,
+        column: &str,
+    ) -> Result<Option<String>, ConnectorError> {
+        let c = ident(column);
+        let expr = match table
+            .columns
+            .iter()
+            .find(|x| x.name == column)
+            .map(|x| &x.logical)
+        {
+            // TIMESTAMP columns are read in the session's UTC (see `open_pool`).
+            Some(LogicalType::TimestampTz { .. }) => {
+                format!("DATE_FORMAT(MAX({c}), '%Y-%m-%dT%H:%i:%s.%fZ')")
+            }
+            Some(LogicalType::Timestamp { .. }) => {
+                format!("DATE_FORMAT(MAX({c}), '%Y-%m-%dT%H:%i:%s.%f')")
+            }
+            _ => format!("CAST(MAX({c}) AS CHAR)"),
+        };
+        let mut conn = self.pool.get_conn().await?;
+        let v: Option<Option<String>> = conn
+            .query_first(format!("SELECT {expr} FROM {}", qualified(&table.name)))
+            .await?;
+        Ok(v.flatten().map(crate::traits::trim_zero_fraction))
+    }
 }

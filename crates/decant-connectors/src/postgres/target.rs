@@ -517,6 +517,38 @@ impl Target for PostgresTarget {
             .await?;
         Ok(row.get::<_, i64>(0) as u64)
     }
+
+    async fn max_value(
+        &self,
+        table: &TargetTable,
+        column: &str,
+    ) -> Result<Option<String>, ConnectorError> {
+        let c = quote_ident(Dialect::Postgres, column);
+        let expr = match table
+            .columns
+            .iter()
+            .find(|x| x.name == column)
+            .map(|x| &x.logical)
+        {
+            Some(LogicalType::TimestampTz { .. }) => {
+                format!("to_char(max({c}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+            }
+            Some(LogicalType::Timestamp { .. }) => {
+                format!("to_char(max({c}), 'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
+            }
+            _ => format!("max({c})::text"),
+        };
+        let row = self
+            .control
+            .query_one(
+                &format!("SELECT {expr} FROM {}", qualified(&table.name)),
+                &[],
+            )
+            .await?;
+        Ok(row
+            .get::<_, Option<String>>(0)
+            .map(crate::traits::trim_zero_fraction))
+    }
 }
 
 #[cfg(test)]

@@ -271,6 +271,24 @@ impl Target for SqliteTarget {
         })
         .await
     }
+
+    async fn max_value(
+        &self,
+        table: &TargetTable,
+        column: &str,
+    ) -> Result<Option<String>, ConnectorError> {
+        // SQLite keeps the text (or number) that was written; max() compares it as stored.
+        let (name, column) = (table.name.name.clone(), column.to_string());
+        self.with_conn(move |conn| {
+            let v: Option<String> = conn.query_row(
+                &format!("SELECT CAST(max({}) AS TEXT) FROM {}", q(&column), q(&name)),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(v)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -57,6 +57,7 @@ impl SqlConn {
                 _ => Err(format!("{url}: the SQLite file does not exist")),
             },
             Dialect::File => Err(format!("{url}: files take no SQL rules")),
+            Dialect::Http => Err(format!("{url}: an HTTP API takes no SQL rules")),
         }
     }
 

@@ -1,0 +1,228 @@
+//! JSON records of an API: dotted paths into a body, and a page's records as rows of a batch
+//! (values converted by the JSON files' `json_values`), or rejects with their page, index and
+//! reason.
+
+use std::collections::HashSet;
+
+use arrow_array::RecordBatch;
+use decant_core::{LogicalType, Reject};
+use serde_json::Value;
+
+use crate::batch::BatchBuilder;
+use crate::error::ConnectorError;
+use crate::files::json_values::json_cell;
+use crate::files::values::{Cell, ValueFormats, append};
+use crate::traits::ReadRequest;
+
+/// Characters of a record kept in the quarantine.
+const MAX_REJECT_CHARS: usize = 64 * 1024;
+
+/// The value at a dotted `path` (`data.items`, `meta.0.next`); the empty path is `v` itself.
+pub fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(v);
+    }
+    path.split('.').try_fold(v, |v, key| match v {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+/// Takes the records array at `path` out of `body`; `null` there is an empty page.
+pub fn take_records(body: &mut Value, path: &str) -> Result<Vec<Value>, String> {
+    let place = if path.is_empty() {
+        Some(body)
+    } else {
+        path.split('.').try_fold(body, |v, key| match v {
+            Value::Object(m) => m.get_mut(key),
+            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            _ => None,
+        })
+    };
+    let shown = if path.is_empty() { "the body" } else { path };
+    match place {
+        Some(Value::Array(a)) => Ok(std::mem::take(a)),
+        Some(Value::Null) => Ok(vec![]),
+        Some(other) => Err(format!(
+            "{shown} is {}, not an array of records; set the table's `records` path",
+            kind_name(other)
+        )),
+        None => Err(format!(
+            "the response has no {shown}; set the table's `records` path"
+        )),
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One field's value as a cell of type `t` (the JSON files' conversion); `Err` says why it
+/// does not fit.
+pub fn cell<'a>(v: &'a Value, t: &LogicalType) -> Result<Cell<'a>, String> {
+    match v {
+        Value::Null => Ok(Cell::Null),
+        v => json_cell(v, t, &ValueFormats::default()),
+    }
+}
+
+/// Appends a page's records to `b`; returns rows appended and the batches that filled up.
+pub fn append_page(
+    b: &mut BatchBuilder,
+    request: &ReadRequest,
+    known: &HashSet<String>,
+    records: &[Value],
+    page_url: &str,
+) -> (u64, Result<Vec<RecordBatch>, ConnectorError>) {
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    let columns = &request.columns;
+    let nullable: Vec<bool> = request
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.is_nullable())
+        .collect();
+    for (index, record) in records.iter().enumerate() {
+        let reject = |rule: String, reason: String| Reject {
+            location: format!("{page_url} #{index}"),
+            rule,
+            reason,
+            record: record.to_string().chars().take(MAX_REJECT_CHARS).collect(),
+        };
+        let Value::Object(m) = record else {
+            request.rejects.push(reject(
+                "malformed_record".into(),
+                "the record is not a JSON object".into(),
+            ));
+            continue;
+        };
+        // A null carries no value to lose; any other field outside the table is a reject.
+        if let Some(extra) = m
+            .iter()
+            .find(|(k, v)| !v.is_null() && !known.contains(*k))
+            .map(|(k, _)| k)
+        {
+            request.rejects.push(reject(
+                "unknown_field".into(),
+                format!(
+                    "field `{extra}` is not a column (the schema comes from the sampled records); declare it in the table's columns to load it"
+                ),
+            ));
+            continue;
+        }
+        let mut cells = Vec::with_capacity(columns.len());
+        let mut failed = None;
+        for (i, c) in columns.iter().enumerate() {
+            let v = m.get(&c.name).unwrap_or(&Value::Null);
+            if v.is_null() && !nullable[i] {
+                failed = Some((
+                    format!("not_null({})", c.name),
+                    format!("{} is missing or null, but the column is NOT NULL", c.name),
+                ));
+                break;
+            }
+            match cell(v, &c.logical) {
+                Ok(x) => cells.push(x),
+                Err(e) => {
+                    failed = Some((
+                        format!("bad_value({})", c.name),
+                        format!("{} ({}): {e}", c.name, c.logical),
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some((rule, reason)) = failed {
+            request.rejects.push(reject(rule, reason));
+            continue;
+        }
+        for (i, x) in cells.into_iter().enumerate() {
+            if let Err(e) = append(b.column(i), x) {
+                return (rows, Err(ConnectorError::Internal(e)));
+            }
+        }
+        b.end_row();
+        rows += 1;
+        if b.is_full() {
+            match b.finish() {
+                Ok(batch) => batches.push(batch),
+                Err(e) => return (rows, Err(ConnectorError::Internal(e.to_string()))),
+            }
+        }
+    }
+    (rows, Ok(batches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_find_records_and_cursors() {
+        let mut body = json!({"data": {"items": [{"id": 1}]}, "meta": [{"next": "x"}]});
+        assert_eq!(at_path(&body, "meta.0.next"), Some(&json!("x")));
+        assert_eq!(at_path(&body, "nope.x"), None);
+        assert_eq!(take_records(&mut body, "data.items").unwrap().len(), 1);
+        assert!(
+            take_records(&mut body, "meta.0")
+                .unwrap_err()
+                .contains("an object")
+        );
+        assert!(
+            take_records(&mut body, "items")
+                .unwrap_err()
+                .contains("no items")
+        );
+        assert!(
+            take_records(&mut json!({"d": null}), "d")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(take_records(&mut json!([1, 2]), "").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn cells_fit_or_say_why() {
+        assert!(matches!(
+            cell(&json!(7), &LogicalType::Int32),
+            Ok(Cell::Int(7))
+        ));
+        assert!(matches!(
+            cell(&json!("7"), &LogicalType::Int64),
+            Ok(Cell::Int(7))
+        ));
+        assert!(cell(&json!("x"), &LogicalType::Int32).is_err());
+        assert!(cell(&json!(1.5), &LogicalType::Int32).is_err());
+        assert!(
+            cell(&json!({"a": 1}), &LogicalType::Int32)
+                .unwrap_err()
+                .contains("object")
+        );
+        assert!(matches!(
+            cell(&json!({"a": 1}), &LogicalType::Json),
+            Ok(Cell::Text(t)) if t == r#"{"a":1}"#
+        ));
+        assert!(matches!(
+            cell(&json!(true), &LogicalType::Bool),
+            Ok(Cell::Bool(true))
+        ));
+        assert!(matches!(
+            cell(&json!(null), &LogicalType::Int32),
+            Ok(Cell::Null)
+        ));
+        assert!(matches!(
+            cell(&json!(12.5), &LogicalType::BigDecimal),
+            Ok(Cell::Text(t)) if t == "12.5"
+        ));
+    }
+}
