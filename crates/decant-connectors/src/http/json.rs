@@ -97,6 +97,7 @@ pub fn append_page(
             rule,
             reason,
             record: record.to_string().chars().take(MAX_REJECT_CHARS).collect(),
+            input: None,
         };
         let Value::Object(m) = record else {
             request.rejects.push(reject(
