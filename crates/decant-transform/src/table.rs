@@ -10,7 +10,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::compute::kernels::cmp::distinct;
 use datafusion::arrow::compute::{filter_record_batch, prep_null_mask_filter};
 use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, lit};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use decant_core::Reject;
@@ -222,41 +224,39 @@ impl TableTransform {
         let mut fields = Vec::new();
         for o in &spec.outputs {
             let source_idx = o.source.as_deref().and_then(|s| input.index_of(s).ok());
-            let compiled: Result<(Stage, Option<usize>), TransformError> =
-                if let Some(sql) = &o.expr {
-                    ctx.parse_sql_expr(sql, &input_df)
-                        .and_then(|e| ctx.create_physical_expr(e, &input_df))
-                        .map_err(|e| plan_err(&o.name, format!("expr `{sql}`: {e}")))
-                        .map(|p| {
-                            steps.push(Step {
-                                kind: "expr".into(),
-                                name: o.name.clone(),
-                            });
-                            (Stage::Eval(p), Some(steps.len() - 1))
-                        })
-                } else if let Some(v) = &o.value {
-                    literal(v)
-                        .map_err(|e| plan_err(&o.name, e))
-                        .and_then(|e| {
-                            ctx.create_physical_expr(e, &input_df)
-                                .map_err(|e| plan_err(&o.name, e))
-                        })
-                        .map(|p| {
-                            steps.push(Step {
-                                kind: "value".into(),
-                                name: o.name.clone(),
-                            });
-                            (Stage::Eval(p), Some(steps.len() - 1))
-                        })
-                } else {
-                    match source_idx {
-                        Some(i) => Ok((Stage::Copy(i), None)),
-                        None => Err(plan_err(
-                            &o.name,
-                            "names no source column; give it an expr or a value",
-                        )),
-                    }
-                };
+            let compiled: Result<(Stage, Option<usize>), TransformError> = if let Some(sql) =
+                &o.expr
+            {
+                ctx.parse_sql_expr(sql, &input_df)
+                    .and_then(|e| physical(&ctx, e, &input_df))
+                    .map_err(|e| plan_err(&o.name, format!("expr `{sql}`: {e}")))
+                    .map(|p| {
+                        steps.push(Step {
+                            kind: "expr".into(),
+                            name: o.name.clone(),
+                        });
+                        (Stage::Eval(p), Some(steps.len() - 1))
+                    })
+            } else if let Some(v) = &o.value {
+                literal(v)
+                    .map_err(|e| plan_err(&o.name, e))
+                    .and_then(|e| physical(&ctx, e, &input_df).map_err(|e| plan_err(&o.name, e)))
+                    .map(|p| {
+                        steps.push(Step {
+                            kind: "value".into(),
+                            name: o.name.clone(),
+                        });
+                        (Stage::Eval(p), Some(steps.len() - 1))
+                    })
+            } else {
+                match source_idx {
+                    Some(i) => Ok((Stage::Copy(i), None)),
+                    None => Err(plan_err(
+                        &o.name,
+                        "names no source column; give it an expr or a value",
+                    )),
+                }
+            };
             match compiled {
                 Ok((stage, step)) => {
                     let (dt, nullable) = match &stage {
@@ -293,7 +293,7 @@ impl TableTransform {
         let filter = spec.filter.as_ref().and_then(|sql| {
             match ctx
                 .parse_sql_expr(sql, &stage_df)
-                .and_then(|e| ctx.create_physical_expr(e, &stage_df))
+                .and_then(|e| physical(&ctx, e, &stage_df))
             {
                 Ok(p) => {
                     steps.push(Step {
@@ -347,10 +347,7 @@ impl TableTransform {
                     }
                 }
                 check => rule_expr(&ctx, check, &stage_df)
-                    .and_then(|e| {
-                        ctx.create_physical_expr(e, &stage_df)
-                            .map_err(|e| e.to_string())
-                    })
+                    .and_then(|e| physical(&ctx, e, &stage_df).map_err(|e| e.to_string()))
                     .map(RuleEval::Expr)
                     .map_err(|e| plan_err(&label, e)),
             };
@@ -847,4 +844,23 @@ impl Drop for ChunkRun {
             }
         }
     }
+}
+
+/// The physical form of `expr`, simplified first as DataFusion's own planner does: some
+/// functions (`coalesce`, `nvl`) exist only as a rewrite into `CASE` and fail on the first
+/// batch when planned unsimplified.
+fn physical(
+    ctx: &SessionContext,
+    expr: Expr,
+    schema: &DFSchema,
+) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
+    let state = ctx.state();
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .with_config_options(Arc::clone(state.config_options()))
+            .build(),
+    );
+    let expr = simplifier.simplify(simplifier.coerce(expr, schema)?)?;
+    ctx.create_physical_expr(expr, schema)
 }

@@ -300,3 +300,29 @@ fn cleansing_functions_in_expressions() {
     assert_eq!(a.batch.column(5).as_string::<i32>().value(0), "a b");
     assert_eq!(a.batch.column(6).as_string::<i32>().value(0), "1234.5");
 }
+
+#[test]
+fn coalesce_and_nvl_evaluate_per_row() {
+    // DataFusion plans these only after simplification (a rewrite into CASE); unsimplified they
+    // failed on the first batch although the plan compiled.
+    let batch = input();
+    let mut s = spec();
+    s.filter = None;
+    s.rules.clear();
+    s.outputs.push(OutputSpec {
+        source: None,
+        expr: Some("coalesce(email, 'none')".into()),
+        ..out("c")
+    });
+    s.outputs.push(OutputSpec {
+        source: None,
+        expr: Some("nvl(email, status)".into()),
+        ..out("n")
+    });
+    let t = Arc::new(TableTransform::compile(&s, batch.schema()).unwrap());
+    let a = t.begin_chunk("c").apply(&batch).unwrap();
+    let c = a.batch.column(4).as_string::<i32>();
+    assert_eq!((c.value(0), c.value(1)), (" A@X.org ", "none"));
+    let n = a.batch.column(5).as_string::<i32>();
+    assert_eq!((n.value(0), n.value(1)), (" A@X.org ", "open"));
+}
