@@ -83,16 +83,9 @@ impl CsvOptions {
     /// type is `column.NAME=TYPE`.
     pub fn apply_query(&mut self, query: &str) -> Result<(), CoreError> {
         let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = decode(k);
-            let v = decode(v);
+        for (k, v) in query_pairs(query) {
             let bad = |what: &str| CoreError::Plan(format!("file URL option {k}={v}: {what}"));
-            let flag = |v: &str| match v {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(bad("expected true or false")),
-            };
+            let flag = |v: &str| parse_flag(v).ok_or_else(|| bad("expected true or false"));
             match k.as_str() {
                 "table" => self.table = Some(v),
                 "delimiter" => self.delimiter = Some(v),
@@ -209,16 +202,9 @@ impl JsonOptions {
     /// `column.NAME=TYPE`, a path `path.NAME=a.b.c`.
     pub fn apply_query(&mut self, query: &str) -> Result<(), CoreError> {
         let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = decode(k);
-            let v = decode(v);
+        for (k, v) in query_pairs(query) {
             let bad = |what: &str| CoreError::Plan(format!("file URL option {k}={v}: {what}"));
-            let flag = |v: &str| match v {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(bad("expected true or false")),
-            };
+            let flag = |v: &str| parse_flag(v).ok_or_else(|| bad("expected true or false"));
             match k.as_str() {
                 "table" => self.table = Some(v),
                 "format" => {
@@ -259,6 +245,24 @@ impl JsonOptions {
             }
         }
         Ok(())
+    }
+}
+
+/// The `k=v` pairs of a URL query, percent-decoded (`+` is a space); empty pairs are skipped
+/// and a key without `=` has an empty value.
+fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
+/// A query option's boolean spelling.
+fn parse_flag(v: &str) -> Option<bool> {
+    match v {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -359,9 +363,7 @@ pub struct FileTargetOptions {
 impl FileTargetOptions {
     /// Applies `k=v&k=v` from a target URL's query on top of these options.
     pub fn apply_query(&mut self, query: &str) -> Result<(), CoreError> {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (k, v) = (decode(k), decode(v));
+        for (k, v) in query_pairs(query) {
             let bad = |what: &str| CoreError::Plan(format!("file target option {k}={v}: {what}"));
             match k.as_str() {
                 "format" => {
@@ -383,11 +385,7 @@ impl FileTargetOptions {
                     }
                 }
                 "header" => {
-                    self.header = Some(match v.as_str() {
-                        "true" | "1" | "yes" => true,
-                        "false" | "0" | "no" => false,
-                        _ => return Err(bad("expected true or false")),
-                    })
+                    self.header = Some(parse_flag(&v).ok_or_else(|| bad("expected true or false"))?)
                 }
                 "delimiter" => self.delimiter = Some(v),
                 "null" => self.null = Some(v),

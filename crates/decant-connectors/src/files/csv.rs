@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::input::{self, Compression, Encoding};
 use super::records::{Fields, RecordReader, Syntax};
 use super::values::{Cell, Kind, ValueFormats, append, parse_cell, supported};
-use super::{FileTable, blocking, find_table, tables_of};
+use super::{FileTable, blocking, file_chunk, find_table, tables_of};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
 use crate::traits::{ReadRequest, Source};
@@ -430,19 +430,6 @@ fn plan_file(file: &str, s: &Settings, chunk_rows: u64) -> Result<Vec<ChunkSpec>
     }
     chunks.push(file_chunk(file, start, None, line, rows));
     Ok(chunks)
-}
-
-fn file_chunk(file: &str, start: u64, end: Option<u64>, line: u64, rows: u64) -> ChunkSpec {
-    ChunkSpec {
-        id: format!("{file}@{start}"),
-        range: ChunkRange::FileBytes {
-            file: file.to_string(),
-            start,
-            end,
-            line,
-        },
-        estimated_rows: rows,
-    }
 }
 
 /// Where each requested column sits in the file's records.

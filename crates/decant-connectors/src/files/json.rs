@@ -21,7 +21,7 @@ use super::input::{self, Compression};
 use super::json_records::{self, JsonRecords, RawJson};
 use super::json_values::{JsonColumn, JsonInference, JsonRows, JsonShape, RecordError};
 use super::values::{ValueFormats, supported};
-use super::{FileTable, blocking, find_table, tables_of};
+use super::{FileTable, blocking, file_chunk, find_table, tables_of};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
 use crate::traits::{ReadRequest, Source};
@@ -392,19 +392,6 @@ fn plan_file(file: &str, s: &Settings, chunk_rows: u64) -> Result<Vec<ChunkSpec>
     }
     chunks.push(file_chunk(file, start, None, line, rows));
     Ok(chunks)
-}
-
-fn file_chunk(file: &str, start: u64, end: Option<u64>, line: u64, rows: u64) -> ChunkSpec {
-    ChunkSpec {
-        id: format!("{file}@{start}"),
-        range: ChunkRange::FileBytes {
-            file: file.to_string(),
-            start,
-            end,
-            line,
-        },
-        estimated_rows: rows,
-    }
 }
 
 /// The requested columns with their paths in the table's layout.

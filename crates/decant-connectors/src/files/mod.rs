@@ -31,6 +31,27 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ConnectorError;
 
+/// The chunk of `rows` records of `file` from byte `start` (line `line`) to `end` (the file's
+/// end when `None`), as the CSV and JSON Lines sources plan them.
+pub(crate) fn file_chunk(
+    file: &str,
+    start: u64,
+    end: Option<u64>,
+    line: u64,
+    rows: u64,
+) -> decant_core::ChunkSpec {
+    decant_core::ChunkSpec {
+        id: format!("{file}@{start}"),
+        range: decant_core::ChunkRange::FileBytes {
+            file: file.to_string(),
+            start,
+            end,
+            line,
+        },
+        estimated_rows: rows,
+    }
+}
+
 /// One table of a file source: its name and its files, in name order.
 #[derive(Debug, Clone)]
 pub(crate) struct FileTable {
