@@ -441,6 +441,19 @@ pub trait UpsertTarget: Send + Sync {
         rx: ChunkReceiver,
     ) -> Result<u64, ConnectorError>;
 
+    /// Why an upsert of the live `table` on `key` would not match rows on `key` alone, one
+    /// message per problem that names the index and says what to do (empty: it is safe). A
+    /// target whose upsert names the key it matches on (`ON CONFLICT (key)`) has nothing to
+    /// report; MySQL's `ON DUPLICATE KEY UPDATE` matches on every unique key of the table, so
+    /// a row colliding on another unique index would overwrite a different row.
+    async fn upsert_key_problems(
+        &self,
+        _table: &TableName,
+        _key: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        Ok(vec![])
+    }
+
     /// Statements (run with [`Target::execute_atomically`]) that undo every change recorded
     /// in `side`: restore each updated row to its earliest pre-image, then delete the rows the
     /// job inserted.

@@ -646,6 +646,14 @@ async fn create_job(
                         t.target.name
                     )),
                     Ok(key) => {
+                        let key_problems = match target.upsert() {
+                            Some(u) => u.upsert_key_problems(&t.target.name, &key).await?,
+                            None => vec![],
+                        };
+                        if !key_problems.is_empty() {
+                            problems.extend(key_problems);
+                            continue;
+                        }
                         let names = UndoNames::for_upsert(&t.target.name, &job_id, key);
                         undo.push(names.record("upsert", crate::swap::state::RECORDING)?);
                         tables.push((t.clone(), decision.to_string()));

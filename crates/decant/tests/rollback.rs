@@ -567,3 +567,95 @@ async fn a_swap_whose_record_was_lost_is_found_from_the_target() {
     assert_eq!(pg_digest(&d, "t", "id").await, before);
     assert_eq!(pg_tables(&d).await, vec!["t".to_string()]);
 }
+
+/// ON DUPLICATE KEY UPDATE matches on any unique key: an upsert into a MariaDB table with a
+/// unique index beside the key is refused at planning, naming the index, and touches nothing;
+/// a unique index that contains the key is the same match and loads, and rolls back to the
+/// digest before.
+#[tokio::test]
+async fn mysql_upsert_refuses_a_second_unique_key_and_rolls_back_with_a_safe_one() {
+    let (src, dst) = (MysqlTestDb::create().await, MysqlTestDb::create().await);
+    let table = "CREATE TABLE u (id bigint PRIMARY KEY, email varchar(40), n int) ENGINE=InnoDB";
+    mysql_exec(
+        &src,
+        &format!(
+            "{table}; INSERT INTO u VALUES (1, 'a@x', 10), (2, 'b@x', 20), (3, 'c@x', 30), (4, 'new@x', 40)"
+        ),
+    )
+    .await;
+    // Target row 9 holds email 'c@x': source row 3 collides with it on the email only.
+    mysql_exec(
+        &dst,
+        &format!(
+            "{table}; ALTER TABLE u ADD UNIQUE KEY uq_email (email); \
+             INSERT INTO u VALUES (1, 'a@x', 1), (2, 'b@x', 2), (9, 'c@x', 9)"
+        ),
+    )
+    .await;
+    let mut c = dst.conn().await;
+    let before = mysql_digest(&mut c, "u", "id").await;
+    let w = Workdir::new();
+    let plan = w.plan(&src.url, &dst.url, "[load]\nif_exists = \"upsert\"\n");
+    let out = w.decant(&["run", "-q", plan.to_str().unwrap()]);
+    assert!(!out.status.success(), "the upsert is refused");
+    let err = stderr(&out);
+    assert!(
+        err.contains("unique index `uq_email` (`email`)")
+            && err.contains("ON DUPLICATE KEY UPDATE")
+            && err.contains("if_exists to \"swap\""),
+        "{err}"
+    );
+    assert_eq!(
+        mysql_digest(&mut c, "u", "id").await,
+        before,
+        "row 9 was not overwritten"
+    );
+    assert_eq!(mysql_tables(&dst).await, vec!["u".to_string()]);
+
+    // A key declared on a column without a unique index would insert its rows again.
+    let keyed = w.plan(
+        &src.url,
+        &dst.url,
+        "[load]\nif_exists = \"upsert\"\n[tables.u]\nkey = [\"n\"]\n",
+    );
+    let out = w.decant(&["run", "-q", keyed.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("add a UNIQUE index on (`n`)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A unique index that contains the key matches the same rows: the upsert runs.
+    mysql_exec(
+        &dst,
+        "ALTER TABLE u DROP INDEX uq_email, ADD UNIQUE KEY uq_id_email (email, id); \
+         UPDATE u SET email = 'old@x' WHERE id = 9",
+    )
+    .await;
+    let before = mysql_digest(&mut c, "u", "id").await;
+    let plan = w.plan(&src.url, &dst.url, "[load]\nif_exists = \"upsert\"\n");
+    let job = run_job(&w, &plan);
+    let rows: Vec<(i64, String, i64)> = c
+        .query("SELECT id, email, n FROM u ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "a@x".into(), 10),
+            (2, "b@x".into(), 20),
+            (3, "c@x".into(), 30),
+            (4, "new@x".into(), 40),
+            (9, "old@x".into(), 9),
+        ]
+    );
+    assert_success(&w.decant(&["rollback", &job]));
+    assert_eq!(
+        mysql_digest(&mut c, "u", "id").await,
+        before,
+        "upsert rolled back"
+    );
+    assert_eq!(mysql_tables(&dst).await, vec!["u".to_string()]);
+    c.disconnect().await.unwrap();
+}

@@ -9,6 +9,7 @@ mod introspect;
 mod source;
 mod target;
 pub mod types;
+mod upsert_keys;
 
 pub use source::MysqlSource;
 pub use target::{LoadMethod, MysqlTarget};

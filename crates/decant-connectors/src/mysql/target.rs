@@ -342,6 +342,15 @@ impl UpsertTarget for MysqlTarget {
         committed
     }
 
+    async fn upsert_key_problems(
+        &self,
+        table: &TableName,
+        key: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        let indexes = super::upsert_keys::unique_indexes(&self.pool, table).await?;
+        Ok(super::upsert_keys::problems(table, key, &indexes))
+    }
+
     fn undo_upsert_sql(
         &self,
         table: &TargetTable,
