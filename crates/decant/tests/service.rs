@@ -1081,3 +1081,298 @@ async fn the_cli_runs_the_phases_one_by_one() {
         pg_digest(&src.client().await, "items", "id").await
     );
 }
+
+/// Every staged file of a job still under its temporary name (a chunk being written).
+fn temp_files(root: &std::path::Path, job: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.join(job)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "tmp") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The rows of a staged Parquet file, read to its end (a half-written file has no footer and
+/// fails here).
+fn parquet_rows(path: &std::path::Path) -> usize {
+    let file = std::fs::File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap_or_else(|e| panic!("{} is not a whole Parquet file: {e}", path.display()))
+        .build()
+        .unwrap()
+        .map(|b| {
+            b.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .num_rows()
+        })
+        .sum()
+}
+
+/// The chunks of a job whose `progress_tracking` state is `state`.
+async fn chunks_in(svc: &Service, job: &str, state: &str) -> usize {
+    let (code, chunks) = svc.get(&format!("/api/v1/jobs/{job}/chunks")).await;
+    assert_eq!(code, 200, "{chunks}");
+    chunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == state)
+        .count()
+}
+
+/// Rows in `items` and rows the committed chunk markers account for.
+async fn rows_and_marked(db: &PgTestDb) -> (i64, i64) {
+    let r = db
+        .client()
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM items), (SELECT coalesce(sum(row_count), 0)::bigint FROM _decant_chunks)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+async fn control(svc: &Service, verb: &str, job: &str) -> Value {
+    let (code, body) = svc
+        .post(&format!("/migration/{verb}"), json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 200, "{verb}: {body}");
+    body
+}
+
+async fn start_phase(svc: &Service, verb: &str, job: &str) {
+    let (code, body) = svc
+        .post(&format!("/migration/{verb}"), json!({"job_id": job}))
+        .await;
+    assert_eq!(code, 202, "{verb}: {body}");
+}
+
+#[tokio::test]
+async fn staged_phases_pause_resume_and_cancel() {
+    staged_control(None).await;
+}
+
+#[tokio::test]
+async fn staged_phases_pause_resume_and_cancel_on_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    staged_control(Some(&store.url)).await;
+}
+
+/// Pause during extract holds new chunk files; cancel during transform leaves only whole files;
+/// cancel during load leaves only whole chunks in the target, and a following load finishes it
+/// (each row once) or a rollback gives the target back as it was.
+async fn staged_control(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 100_000).await;
+    let w = Workdir::new();
+    let root = w.path().join("stage");
+    let svc = Service::start_staged(&w, 10, store, Some(&root));
+    let mut p = staged_plan("staged-ctl", &src.url, &dst.url, 1000);
+    p["load"]["parallelism"] = json!(1);
+    let job = svc.initialize(p).await;
+    let (_, chunks) = svc.get(&format!("/api/v1/jobs/{job}/chunks")).await;
+    let chunks = chunks.as_array().unwrap().len();
+    assert!(chunks >= 90, "{chunks} chunks");
+
+    // Pause during extract: the chunk in flight is staged whole, then no file appears.
+    start_phase(&svc, "extract", &job).await;
+    svc.wait_for(&job, "first extracted chunk", |s| {
+        s["chunks_done"].as_u64() >= Some(1)
+    })
+    .await;
+    let body = control(&svc, "pause", &job).await;
+    assert_eq!(body["state"], "paused", "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = staged_files(&root, &job, "extract").len();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let s = svc.status(&job).await;
+    assert_eq!(
+        (s["state"].as_str(), s["phase"].as_str()),
+        (Some("paused"), Some("extract")),
+        "{s}"
+    );
+    assert_eq!(
+        staged_files(&root, &job, "extract").len(),
+        held,
+        "no chunk file appears while paused"
+    );
+    assert!(held >= 1 && held < chunks, "{held} of {chunks} staged");
+    assert_eq!(temp_files(&root, &job), Vec::<std::path::PathBuf>::new());
+    assert_eq!(public_tables(&dst).await, 0, "extract touches no target");
+    control(&svc, "resume", &job).await;
+    svc.wait_for(&job, "extracted", |s| {
+        s["state"] == "initialized" && s["step"] == "extracted"
+    })
+    .await;
+    let extracted = staged_files(&root, &job, "extract");
+    assert_eq!(
+        extracted.len(),
+        chunks,
+        "the resumed extract staged the rest"
+    );
+    let staged_rows: usize = extracted.iter().map(|f| parquet_rows(f)).sum();
+    assert_eq!(staged_rows, 100_000, "each source row staged once");
+
+    // Cancel during transform: every file under its final name is whole, none half-written.
+    start_phase(&svc, "transform", &job).await;
+    svc.wait_for(&job, "first transformed chunk", |s| {
+        s["chunks_done"].as_u64() >= Some(1)
+    })
+    .await;
+    control(&svc, "cancel", &job).await;
+    let s = svc.wait_state(&job, "cancelled").await;
+    assert_eq!(s["phase"], "transform", "{s}");
+    let transformed = staged_files(&root, &job, "transform");
+    assert!(
+        !transformed.is_empty() && transformed.len() < chunks,
+        "{} of {chunks} transformed",
+        transformed.len()
+    );
+    for f in &transformed {
+        parquet_rows(f);
+    }
+    assert_eq!(
+        temp_files(&root, &job),
+        Vec::<std::path::PathBuf>::new(),
+        "the chunks in flight finished before the cancel took effect"
+    );
+    assert_eq!(
+        chunks_in(&svc, &job, "transformed").await,
+        transformed.len(),
+        "the store records as transformed exactly the chunks whose files exist"
+    );
+    assert_eq!(public_tables(&dst).await, 0, "transform touches no target");
+    // Load refuses a half-transformed job; transform again stages the rest.
+    let (code, body) = svc.post("/migration/load", json!({"job_id": job})).await;
+    assert_eq!(code, 409, "{body}");
+    start_phase(&svc, "transform", &job).await;
+    svc.wait_for(&job, "transformed", |s| {
+        s["state"] == "initialized" && s["step"] == "transformed"
+    })
+    .await;
+    let transformed = staged_files(&root, &job, "transform");
+    assert_eq!(transformed.len(), chunks);
+    // What staged_plan's transforms make of the source.
+    let expected = pg_digest(
+        &src.client().await,
+        "(SELECT id, upper(v) AS v, n FROM items WHERE id % 10 <> 0 AND id % 7 <> 0)",
+        "id",
+    )
+    .await;
+    let staged_rows: usize = transformed.iter().map(|f| parquet_rows(f)).sum();
+    assert_eq!(staged_rows as i64, expected.0, "each kept row staged once");
+
+    // Cancel during load: only whole chunks in the target; load again finishes, each row once.
+    start_phase(&svc, "load", &job).await;
+    svc.wait_for(&job, "loaded chunks", |s| {
+        s["chunks_done"].as_u64() >= Some(2)
+    })
+    .await;
+    control(&svc, "cancel", &job).await;
+    let s = svc.wait_state(&job, "cancelled").await;
+    assert_eq!(s["phase"], "load", "{s}");
+    let (rows, marked) = rows_and_marked(&dst).await;
+    assert_eq!(rows, marked, "only whole chunks are in the target");
+    assert!(rows > 0 && rows < expected.0, "{rows} rows loaded");
+    start_phase(&svc, "load", &job).await;
+    let s = svc.wait_state(&job, "succeeded").await;
+    assert_eq!(s["phase"], "load", "{s}");
+    assert_eq!(
+        pg_digest(&dst.client().await, "items", "id").await,
+        expected,
+        "the cancelled and resumed load moved each row once"
+    );
+
+    // Cancel during the load of a job that appends to an existing table, then roll it back.
+    let dst2 = PgTestDb::create().await;
+    let d2 = dst2.client().await;
+    d2.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric(12,2));
+         INSERT INTO items SELECT g, 'before', 1 FROM generate_series(200001, 200100) g;",
+    )
+    .await
+    .unwrap();
+    let before = pg_digest(&d2, "items", "id").await;
+    let job = svc
+        .initialize(plan(
+            "staged-rb",
+            &src.url,
+            &dst2.url,
+            json!({"chunk_rows": 1000, "parallelism": 1, "if_exists": "append"}),
+        ))
+        .await;
+    start_phase(&svc, "extract", &job).await;
+    svc.wait_for(&job, "extracted", |s| {
+        s["state"] == "initialized" && s["step"] == "extracted"
+    })
+    .await;
+    start_phase(&svc, "load", &job).await;
+    svc.wait_for(&job, "loaded chunks", |s| {
+        s["chunks_done"].as_u64() >= Some(2)
+    })
+    .await;
+    control(&svc, "cancel", &job).await;
+    svc.wait_state(&job, "cancelled").await;
+    let (rows, marked) = rows_and_marked(&dst2).await;
+    assert_eq!(rows - 100, marked, "only whole chunks were appended");
+    assert!(marked > 0 && marked < 100_000, "{marked} rows appended");
+    let (code, body) = svc
+        .post(
+            "/migration/rollback",
+            json!({"job_id": job, "force": false}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    svc.wait_state(&job, "rolled_back").await;
+    assert_eq!(
+        pg_digest(&d2, "items", "id").await,
+        before,
+        "the rollback of the cancelled load gives the table back as it was"
+    );
+}
+
+/// `initialize` refuses an upsert into a MariaDB table whose other unique index
+/// `ON DUPLICATE KEY UPDATE` would match on, naming the index.
+#[tokio::test]
+async fn initialize_refuses_a_mariadb_upsert_that_would_match_another_unique_key() {
+    use mysql_async::prelude::Queryable;
+    let (src, dst) = (MysqlTestDb::create().await, MysqlTestDb::create().await);
+    for (db, extra) in [(&src, ""), (&dst, ", UNIQUE KEY uq_email (email)")] {
+        let mut c = db.conn().await;
+        c.query_drop(format!(
+            "CREATE TABLE u (id bigint PRIMARY KEY, email varchar(40){extra}) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+        c.disconnect().await.unwrap();
+    }
+    let w = Workdir::new();
+    let svc = Service::start(&w, 10);
+    let (code, body) = svc
+        .post(
+            "/migration/initialize",
+            plan(
+                "mupsert",
+                &src.url,
+                &dst.url,
+                json!({"if_exists": "upsert"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_error_shape(&body, "invalid_plan");
+    let details = body["error"]["details"].to_string();
+    assert!(
+        details.contains("unique index `uq_email` (`email`)") && details.contains("swap"),
+        "{details}"
+    );
+}
