@@ -234,10 +234,13 @@ async fn start_verb(
             Err(e) => return Err(e.into()),
         }
     }
-    // A cancelled job runs again with a fresh control.
+    // A cancelled job runs again with a fresh control. A pause that came while the last
+    // chunks were in flight ended with that run: the job is not paused any more (its state
+    // says so), and the next verb must not wait for a resume.
     let job = if job.control.is_cancelled() {
         manager.register(&job.id, &job.name, job.plan.clone(), state)
     } else {
+        job.control.resume();
         job
     };
     manager.start(job.clone(), phase).await;

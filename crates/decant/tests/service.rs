@@ -1376,3 +1376,39 @@ async fn initialize_refuses_a_mariadb_upsert_that_would_match_another_unique_key
         "{details}"
     );
 }
+
+/// A pause that comes while a phase's last chunk is in flight ends with the phase: the next
+/// verb starts at once instead of waiting, paused, for a resume nobody knows is needed.
+#[tokio::test]
+async fn a_pause_during_the_last_chunk_does_not_hold_the_next_phase() {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 100_000).await;
+    let w = Workdir::new();
+    let root = w.path().join("stage");
+    let svc = Service::start_staged(&w, 10, None, Some(&root));
+    let job = svc
+        .initialize(staged_plan("one-chunk", &src.url, &dst.url, 1_000_000))
+        .await;
+    assert_eq!(chunks_in(&svc, &job, "pending").await, 1, "one chunk");
+    start_phase(&svc, "extract", &job).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while chunks_in(&svc, &job, "running").await == 0 {
+        assert!(Instant::now() < deadline, "the chunk never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (code, body) = svc.post("/migration/pause", json!({"job_id": job})).await;
+    assert_eq!(code, 200, "the chunk was in flight: {body}");
+    svc.wait_for(&job, "extracted", |s| {
+        s["state"] == "initialized" && s["step"] == "extracted"
+    })
+    .await;
+    start_phase(&svc, "transform", &job).await;
+    let s = svc
+        .wait_for(&job, "transformed without a resume", |s| {
+            assert_ne!(s["state"], "paused", "{s}");
+            s["state"] == "initialized" && s["step"] == "transformed"
+        })
+        .await;
+    assert_eq!(s["phase"], "transform", "{s}");
+}
