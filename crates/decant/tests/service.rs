@@ -1412,3 +1412,70 @@ async fn a_pause_during_the_last_chunk_does_not_hold_the_next_phase() {
         .await;
     assert_eq!(s["phase"], "transform", "{s}");
 }
+
+#[tokio::test]
+async fn a_killed_service_keeps_a_paused_extract_paused_and_resumes_it_once() {
+    paused_extract_restart(None).await;
+}
+
+#[tokio::test]
+async fn a_killed_service_keeps_a_paused_extract_paused_on_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    paused_extract_restart(Some(&store.url)).await;
+}
+
+/// SIGKILL of the service while a staged extract is paused: after the restart the job is still
+/// paused in its extract phase and stages nothing; resumed, it stages every chunk once.
+async fn paused_extract_restart(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 100_000).await;
+    let w = Workdir::new();
+    let root = w.path().join("stage");
+    let (job, chunks) = {
+        let svc = Service::start_staged(&w, 10, store, Some(&root));
+        let job = svc
+            .initialize(plan(
+                "paused-kill",
+                &src.url,
+                &dst.url,
+                json!({"chunk_rows": 1000, "parallelism": 1}),
+            ))
+            .await;
+        let (_, chunks) = svc.get(&format!("/api/v1/jobs/{job}/chunks")).await;
+        start_phase(&svc, "extract", &job).await;
+        svc.wait_for(&job, "first extracted chunk", |s| {
+            s["chunks_done"].as_u64() >= Some(1)
+        })
+        .await;
+        control(&svc, "pause", &job).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        (job, chunks.as_array().unwrap().len())
+        // dropped: SIGKILL while paused
+    };
+    let held = staged_files(&root, &job, "extract").len();
+    assert!(held >= 1 && held < chunks, "{held} of {chunks} staged");
+    let svc = Service::start_staged(&w, 10, store, Some(&root));
+    let s = svc.status(&job).await;
+    assert_eq!(
+        (s["state"].as_str(), s["phase"].as_str()),
+        (Some("paused"), Some("extract")),
+        "{s}"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        staged_files(&root, &job, "extract").len(),
+        held,
+        "the restarted job stays paused"
+    );
+    control(&svc, "resume", &job).await;
+    svc.wait_for(&job, "extracted", |s| {
+        s["state"] == "initialized" && s["step"] == "extracted"
+    })
+    .await;
+    let files = staged_files(&root, &job, "extract");
+    assert_eq!(files.len(), chunks);
+    let rows: usize = files.iter().map(|f| parquet_rows(f)).sum();
+    assert_eq!(rows, 100_000, "each source row staged once");
+    assert_eq!(public_tables(&dst).await, 0, "extract touches no target");
+}
