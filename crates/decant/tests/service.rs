@@ -1479,3 +1479,82 @@ async fn paused_extract_restart(store: Option<&str>) {
     assert_eq!(rows, 100_000, "each source row staged once");
     assert_eq!(public_tables(&dst).await, 0, "extract touches no target");
 }
+
+#[tokio::test]
+async fn a_killed_service_resumes_a_staged_transform_exactly_once() {
+    staged_transform_restart(None).await;
+}
+
+#[tokio::test]
+async fn a_killed_service_resumes_a_staged_transform_from_the_postgresql_control_store() {
+    let store = PgTestDb::create().await;
+    staged_transform_restart(Some(&store.url)).await;
+}
+
+/// SIGKILL of the service during transform: the restart resumes the transform phase, the
+/// quarantine holds each rejected row once, and the load then proves its counts and loads each
+/// kept row once.
+async fn staged_transform_restart(store: Option<&str>) {
+    let src = PgTestDb::create().await;
+    let dst = PgTestDb::create().await;
+    source_rows(&src, 100_000).await;
+    let w = Workdir::new();
+    let root = w.path().join("stage");
+    let (job, chunks) = {
+        let svc = Service::start_staged(&w, 10, store, Some(&root));
+        let job = svc
+            .initialize(staged_plan("retransform", &src.url, &dst.url, 1000))
+            .await;
+        let (_, chunks) = svc.get(&format!("/api/v1/jobs/{job}/chunks")).await;
+        start_phase(&svc, "extract", &job).await;
+        svc.wait_for(&job, "extracted", |s| {
+            s["state"] == "initialized" && s["step"] == "extracted"
+        })
+        .await;
+        start_phase(&svc, "transform", &job).await;
+        svc.wait_for(&job, "some transformed chunks", |s| {
+            s["chunks_done"].as_u64() >= Some(3)
+        })
+        .await;
+        (job, chunks.as_array().unwrap().len())
+        // dropped: SIGKILL mid-transform
+    };
+    let done = staged_files(&root, &job, "transform").len();
+    assert!(
+        done < chunks,
+        "the kill came before the end ({done} of {chunks})"
+    );
+    for f in staged_files(&root, &job, "transform") {
+        parquet_rows(&f);
+    }
+    let svc = Service::start_staged(&w, 10, store, Some(&root));
+    let s = svc
+        .wait_for(&job, "transformed", |s| {
+            s["state"] == "initialized" && s["step"] == "transformed"
+        })
+        .await;
+    assert_eq!(
+        s["phase"], "transform",
+        "the restart resumed the transform: {s}"
+    );
+    assert_eq!(staged_files(&root, &job, "transform").len(), chunks);
+    assert_eq!(
+        temp_files(&root, &job),
+        Vec::<std::path::PathBuf>::new(),
+        "the killed chunk's temporary file was replaced"
+    );
+    let rejected = (1..=100_000).filter(|i| i % 7 == 0 && i % 10 != 0).count();
+    assert_eq!(reject_count(&svc, &job).await, rejected, "each reject once");
+    start_phase(&svc, "load", &job).await;
+    svc.wait_state(&job, "succeeded").await;
+    assert_eq!(
+        pg_digest(&dst.client().await, "items", "id").await,
+        pg_digest(
+            &src.client().await,
+            "(SELECT id, upper(v) AS v, n FROM items WHERE id % 10 <> 0 AND id % 7 <> 0)",
+            "id",
+        )
+        .await,
+        "each kept row once"
+    );
+}
