@@ -46,6 +46,10 @@ pub struct JobManager {
     pub staging: PathBuf,
     jobs: Arc<Mutex<HashMap<String, Arc<LiveJob>>>>,
     slots: Arc<Semaphore>,
+    /// The runtime the jobs run on: the one `new` was called on, not the API's own
+    /// (`Server::serve` answers requests from a separate thread, so CPU-heavy loads do not
+    /// hold up status).
+    runtime: tokio::runtime::Handle,
 }
 
 impl JobManager {
@@ -61,6 +65,7 @@ impl JobManager {
             staging,
             jobs: Arc::default(),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -147,7 +152,7 @@ impl JobManager {
         )
         .await;
         let manager = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let Ok(_permit) = manager.slots.clone().acquire_owned().await else {
                 return;
             };
@@ -251,7 +256,7 @@ impl JobManager {
             inner.validation = None;
         }
         let state_path = self.state_path.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let opts = ValidateOptions {
                 state_path: Some(state_path),
                 progress,

@@ -118,14 +118,37 @@ impl Server {
         })
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes. Requests are answered on a thread of their own
+    /// (`decant-api`, a single-threaded runtime) while the jobs stay on the caller's runtime:
+    /// ten loads saturating the job workers then do not queue status requests behind them.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        axum::serve(self.listener, router(self.manager))
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+        // The listener moves to the API runtime's reactor, so accepting does not wait for a
+        // busy job worker to poll for I/O.
+        let listener = self.listener.into_std()?;
+        let app = router(self.manager);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("decant-api".into())
+            .spawn(move || {
+                let result = (|| -> Result<(), ServerError> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await?;
+                        Ok(())
+                    })
+                })();
+                let _ = done_tx.send(result);
+            })?;
+        done_rx
+            .await
+            .map_err(|_| ServerError::Io(std::io::Error::other("the API thread stopped")))?
     }
 }
