@@ -1438,3 +1438,45 @@ column = "score"
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn a_column_policy_that_rewrote_values_is_replayed_on_the_source() {
+    use mysql_async::prelude::Queryable;
+    let (my, pg) = (MysqlTestDb::create().await, PgTestDb::create().await);
+    let mut c = my.conn().await;
+    c.query_drop(
+        "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION';
+         CREATE TABLE events (id int PRIMARY KEY, happened date NULL, kept date NULL);
+         INSERT INTO events VALUES (1, '2024-05-01', '2024-05-01'), (2, '0000-00-00', '2024-05-02'),
+           (3, NULL, NULL), (4, '0000-00-00', '2024-05-04');",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let w = Workdir::new();
+    // One column's zero dates load as NULL; the plan's global policy stays "fail".
+    let p = plan(
+        &w,
+        &my.url,
+        &pg.url,
+        "[tables.events.columns.happened.policies]\nzero_date = \"null\"\n",
+    );
+    run(&w, &p);
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(
+        code, 0,
+        "the zero dates became NULL as the plan said: {report:#}"
+    );
+    // A real difference is still found.
+    pg.client()
+        .await
+        .batch_execute("UPDATE events SET happened = '2020-01-01' WHERE id = 2")
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.events"),
+        vec![d("changed", "2", &["happened"])]
+    );
+}

@@ -60,7 +60,14 @@ impl Ctx<'_> {
                 check: check.clone(),
                 chunk: chunk.clone(),
                 batch_rows: self.batch_rows,
-                policies: self.plan.policies.clone(),
+                policies: match side {
+                    // The run read the source with each column's resolved policies.
+                    Side::Source => decant_core::plan::Policies {
+                        resolved: check.source_policies.clone(),
+                        ..self.plan.policies.clone()
+                    },
+                    Side::Target => self.plan.policies.clone(),
+                },
                 bucketing,
                 progress: progress.clone(),
                 transform: transform.clone(),

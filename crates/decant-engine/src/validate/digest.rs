@@ -303,6 +303,7 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Scanned, ScanEr
         schema,
         policies,
         rejects: Default::default(),
+        filter: None,
     };
     let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
     let reading = tokio::spawn(async move { reader.read_chunk(&request, tx).await });

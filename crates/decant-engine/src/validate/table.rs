@@ -103,6 +103,9 @@ pub(crate) struct TableCheck {
     pub distinct: bool,
     /// The plan's transforms, replayed on every source batch before it is converted and hashed.
     pub transform: Option<SourceTransform>,
+    /// The source columns' hazard policies as the run resolved them (column → type → global),
+    /// so that the source is read with the values the run wrote.
+    pub source_policies: std::collections::BTreeMap<String, decant_core::hazard::PolicySet>,
 }
 
 /// A table's transforms as validation replays them on the source side.
@@ -605,6 +608,7 @@ pub(crate) async fn resolve(
         units,
         notes,
         transform,
+        source_policies: job.policies.clone(),
     })
 }
 
