@@ -26,6 +26,20 @@ pub fn range_predicate(dialect: Dialect, range: &ChunkRange) -> Option<String> {
     }
 }
 
+/// The WHERE condition of a chunk's read: its range and, when the runner pushed part of the
+/// table's filter down, that filter too. `None` reads the whole table.
+pub fn read_condition(
+    dialect: Dialect,
+    range: &ChunkRange,
+    filter: Option<&str>,
+) -> Option<String> {
+    match (range_predicate(dialect, range), filter) {
+        (Some(r), Some(f)) => Some(format!("{r} AND ({f})")),
+        (None, Some(f)) => Some(format!("({f})")),
+        (r, None) => r,
+    }
+}
+
 /// Merges consecutive chunks into at most `parts` ranges covering the same rows, for work that
 /// runs once per range in parallel (the hazard scan).
 pub fn merge_ranges(chunks: &[ChunkSpec], parts: usize) -> Vec<ChunkRange> {

@@ -36,6 +36,9 @@ pub struct ReadRequest {
     /// Where the reader puts records it cannot turn into rows (files: malformed lines, values
     /// that do not parse). A database reader never rejects; it fails the chunk instead.
     pub rejects: RejectLog,
+    /// A condition in the source's SQL that every row read must also meet: the part of the
+    /// table's filter the source evaluates (`decant_transform::Pushdown`). SQL sources only.
+    pub filter: Option<String>,
 }
 
 /// What a hazard check compares a value against.
@@ -147,6 +150,19 @@ pub trait Source: Send + Sync {
 
     /// Exact row count of a table.
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
+
+    /// Exact count of a table's rows that meet `filter`, a condition in this source's SQL
+    /// (a pushed-down filter, see [`ReadRequest::filter`]). Only SQL sources can.
+    async fn count_rows_where(
+        &self,
+        table: &TableName,
+        filter: &str,
+    ) -> Result<u64, ConnectorError> {
+        let _ = filter;
+        Err(ConnectorError::Config(format!(
+            "{table}: this source evaluates no SQL condition"
+        )))
+    }
 
     /// Runs every check of one table (the rows of `range`) in a single aggregate scan on the
     /// source, returning one

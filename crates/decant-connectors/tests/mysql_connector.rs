@@ -67,6 +67,7 @@ fn table_request(table: &Table, chunk: ChunkSpec) -> ReadRequest {
         schema,
         policies: Policies::default(),
         rejects: Default::default(),
+        filter: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn request(table: &str, columns: &[(&str, &str, LogicalType)], chunk: ChunkSpec)
         schema,
         policies: Policies::default(),
         rejects: Default::default(),
+        filter: None,
     }
 }
 

@@ -125,6 +125,9 @@ pub struct LoadConfig {
     /// chunk commits; unset means no ratio limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_reject_ratio: Option<f64>,
+    /// Push the part of each table's `where` that the source evaluates exactly into the
+    /// source's query (docs/transform.md); `false` reads every row and filters in the engine.
+    pub push_filters: bool,
 }
 
 impl Default for LoadConfig {
@@ -139,6 +142,7 @@ impl Default for LoadConfig {
             retries: 5,
             max_rejects: 0,
             max_reject_ratio: None,
+            push_filters: true,
         }
     }
 }

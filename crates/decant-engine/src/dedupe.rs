@@ -36,6 +36,7 @@ pub async fn scan(
                 ..policies.clone()
             },
             rejects: Default::default(),
+            filter: None,
         };
         let (tx, mut rx) = mpsc::channel(2);
         let reader = {

@@ -74,6 +74,7 @@ pub async fn sample_read(
             ..Default::default()
         },
         rejects: Default::default(),
+        filter: None,
     };
     let (tx, mut rx) = mpsc::channel(1);
     let started = Instant::now();

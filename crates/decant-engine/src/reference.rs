@@ -206,6 +206,7 @@ impl ReferenceLoader {
             schema,
             policies: Default::default(),
             rejects: Default::default(),
+            filter: None,
         };
         let (tx, mut rx) = mpsc::channel(2);
         let read = tokio::spawn(async move { reader.read_chunk(&request, tx).await });

@@ -68,6 +68,10 @@ pub struct InitializedTable {
     pub table: TableJob,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One table's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableSummary {
@@ -81,8 +85,14 @@ pub struct TableSummary {
     /// Records quarantined by this job (see `decant rejects`): written + rejected + filtered =
     /// source rows.
     pub rows_rejected: u64,
-    /// Rows the table's `where` filter left out.
+    /// Rows the table's `where` filter left out (those the source left out included).
     pub rows_filtered: u64,
+    /// Of those, rows the source's own query left out: the part of the filter pushed down.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_filtered_at_source: u64,
+    /// The condition pushed into the source's query, in its SQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_pushed: Option<String>,
     /// Per transform step (computed columns, filter, rules, masks): rows seen, changed,
     /// rejected, warned, in this run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -1035,13 +1045,23 @@ async fn execute(
             .tables
             .get(&t.source.to_string())
             .or_else(|| plan.tables.get(&t.source.name));
-        let transforms = Arc::new(crate::transform_run::TableTransforms::new(
+        // A one-shot run applies the filter as it reads, so the source can drop what the
+        // filter would; staged phases read or write whole tables.
+        let pushed = match (&compiled, flow.phase) {
+            (Some(c), None) if plan.load.push_filters => {
+                crate::transform_plan::pushdown(source.dialect(), t, c).sql
+            }
+            _ => None,
+        };
+        let mut transforms = crate::transform_run::TableTransforms::new(
             compiled,
             table_rejected,
             table_seen,
             cfg.and_then(|c| c.max_rejects),
             cfg.and_then(|c| c.max_reject_ratio),
-        ));
+        );
+        transforms.pushed = pushed;
+        let transforms = Arc::new(transforms);
         table_transforms.insert(key.clone(), transforms.clone());
         let flow = Arc::new(flow.clone());
         for (order, c) in specs
@@ -1252,7 +1272,10 @@ async fn execute(
         tokio::spawn(async move {
             Ok::<_, ConnectorError>(
                 keys.iter()
-                    .map(|k| extracted.get(k).copied().unwrap_or(0))
+                    .map(|k| {
+                        let n = extracted.get(k).copied().unwrap_or(0);
+                        (n, n)
+                    })
                     .collect(),
             )
         })
@@ -1262,13 +1285,25 @@ async fn execute(
             loaded
                 .tables
                 .iter()
-                .map(|(t, _)| t.source.clone())
+                .map(|(t, _)| {
+                    let pushed = table_transforms.get(&t.target.name.to_string()).and_then(
+                        |tt: &Arc<crate::transform_run::TableTransforms>| tt.pushed.clone(),
+                    );
+                    (t.source.clone(), pushed)
+                })
                 .collect::<Vec<_>>(),
         );
         tokio::spawn(async move {
             let mut counts = Vec::with_capacity(names.len());
-            for n in &names {
-                counts.push(source.count_rows(n).await?);
+            for (n, pushed) in &names {
+                let all = source.count_rows(n).await?;
+                // With a pushed filter the chunks read only the rows that meet it; the same
+                // condition counts them, and the rest were filtered at the source.
+                let read = match pushed {
+                    Some(f) => source.count_rows_where(n, f).await?,
+                    None => all,
+                };
+                counts.push((all, read));
             }
             Ok::<_, ConnectorError>(counts)
         })
@@ -1302,7 +1337,8 @@ async fn execute(
         let mine: Vec<&ChunkMarker> = markers.iter().filter(|m| m.table == key).collect();
         let rows_written: u64 = mine.iter().map(|m| m.rows).sum();
         let expected_chunks = loaded.chunks.get(&key).map_or(0, Vec::len);
-        let source_rows = source_counts[i];
+        let (source_rows, rows_read) = source_counts[i];
+        let filtered_at_source = source_rows - rows_read.min(source_rows);
         let target_rows = if decision == "append" || decision == "upsert" {
             None
         } else {
@@ -1316,11 +1352,17 @@ async fn execute(
         }
         let rows_rejected = rejected.get(&key).copied().unwrap_or(0);
         let rows_filtered = filtered.get(&key).copied().unwrap_or(0);
-        if rows_written + rows_rejected + rows_filtered != source_rows {
+        if rows_written + rows_rejected + rows_filtered != rows_read {
+            let pushed = if filtered_at_source > 0 || rows_read != source_rows {
+                format!(" ({rows_read} meet the filter pushed to the source)")
+            } else {
+                String::new()
+            };
             problems.push(format!(
-                "{key}: source has {source_rows} rows, {rows_written} were written, {rows_rejected} rejected and {rows_filtered} filtered"
+                "{key}: source has {source_rows} rows{pushed}, {rows_written} were written, {rows_rejected} rejected and {rows_filtered} filtered"
             ));
         }
+        let rows_filtered = rows_filtered + filtered_at_source;
         if let Some(tr) = target_rows.filter(|tr| *tr != rows_written) {
             problems.push(format!(
                 "{key}: target table holds {tr} rows, {rows_written} were written"
@@ -1354,6 +1396,10 @@ async fn execute(
             rows_written,
             rows_rejected,
             rows_filtered,
+            rows_filtered_at_source: filtered_at_source,
+            filter_pushed: table_transforms
+                .get(&t.target.name.to_string())
+                .and_then(|tt| tt.pushed.clone()),
             transforms: step_counts,
             target_rows,
             bytes,
@@ -1437,6 +1483,8 @@ async fn staged_summary(
             rows_written: rows,
             rows_rejected,
             rows_filtered,
+            rows_filtered_at_source: 0,
+            filter_pushed: None,
             transforms: table_transforms
                 .get(&key)
                 .map(|t| t.summary())
@@ -1557,6 +1605,7 @@ async fn attempt_chunk(
             ..policies.clone()
         },
         rejects: Default::default(),
+        filter: task.transforms.pushed.clone(),
     };
     let reader_changes = request.policies.changes.clone();
     let rejects = request.rejects.clone();

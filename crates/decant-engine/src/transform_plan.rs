@@ -2,15 +2,20 @@
 //! into a [`TransformSpec`], compiles it once (so expression errors surface in `decant plan`,
 //! preflight and at run start, not at row 4 million) and gives computed columns a target type.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Schema, TimeUnit};
 use decant_connectors::{Target, TargetColumn};
+use decant_core::Dialect;
+use decant_core::hazard::ValuePolicy;
 use decant_core::plan::TableConfig;
+use decant_core::types::split_type_args;
 use decant_core::{LogicalType, TableName};
-use decant_transform::{OutputSpec, TableTransform, TransformSpec};
+pub use decant_transform::Pushdown;
+use decant_transform::{OutputSpec, PushKind, TableTransform, TransformSpec};
 
-use crate::planner::SourceColumn;
+use crate::planner::{SourceColumn, TableJob};
 
 /// The logical type of an expression's Arrow result, for a computed column without `type`.
 fn logical_for(dt: &DataType) -> Option<LogicalType> {
@@ -185,4 +190,91 @@ pub fn plan_transform(
         }
     }
     Some(spec)
+}
+
+/// How each source column of `t` compares in its database, for the columns whose values the
+/// engine sees exactly as the database holds them: a hazard policy that rewrites a value
+/// (`null`, `coerce`, `reject`) keeps the column out, and so do types whose comparisons differ
+/// (floats, `char(n)`'s padding, enums, case-insensitive text types like `citext`).
+pub fn push_kinds(dialect: Dialect, t: &TableJob) -> HashMap<String, PushKind> {
+    use LogicalType as L;
+    let mut kinds = HashMap::new();
+    for s in &t.source_columns {
+        let rewritten = t
+            .checks
+            .iter()
+            .any(|c| c.check.column == s.name && c.policy != ValuePolicy::Fail);
+        if rewritten {
+            continue;
+        }
+        let base = split_type_args(&s.native_type).0;
+        let base = base.split_whitespace().next().unwrap_or_default();
+        let kind = match (dialect, &s.logical) {
+            (Dialect::Postgres, L::Int16 | L::Int32 | L::Int64)
+                if matches!(
+                    base,
+                    "smallint" | "integer" | "bigint" | "int2" | "int4" | "int8" | "int"
+                ) =>
+            {
+                PushKind::Int
+            }
+            (
+                Dialect::Mysql,
+                L::Int8
+                | L::Int16
+                | L::Int32
+                | L::Int64
+                | L::UInt8
+                | L::UInt16
+                | L::UInt32
+                | L::UInt64,
+            ) if matches!(
+                base,
+                "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+            ) =>
+            {
+                PushKind::Int
+            }
+            (Dialect::Sqlite, L::Int64) => PushKind::Int,
+            (Dialect::Postgres | Dialect::Mysql, L::Decimal { .. })
+                if matches!(base, "numeric" | "decimal") =>
+            {
+                PushKind::Decimal
+            }
+            (Dialect::Postgres, L::Varchar { .. } | L::Text)
+                if matches!(base, "text" | "varchar" | "character") =>
+            {
+                // `character varying` splits to `character`; `character(n)` maps to Char.
+                PushKind::Text
+            }
+            (Dialect::Mysql, L::Varchar { .. } | L::Text)
+                if matches!(
+                    base,
+                    "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
+                ) =>
+            {
+                PushKind::Text
+            }
+            (Dialect::Sqlite, L::Varchar { .. } | L::Text) => PushKind::Text,
+            (Dialect::Postgres, L::Bool) if matches!(base, "boolean" | "bool") => PushKind::Bool,
+            (Dialect::Postgres | Dialect::Mysql, L::Date) if base == "date" => PushKind::Date,
+            (Dialect::Postgres, L::Timestamp { .. }) if base == "timestamp" => PushKind::Timestamp,
+            (Dialect::Mysql, L::Timestamp { .. }) if base == "datetime" => PushKind::Timestamp,
+            _ => continue,
+        };
+        kinds.insert(s.name.clone(), kind);
+    }
+    kinds
+}
+
+/// The part of `t`'s filter its source evaluates (see [`push_kinds`]).
+pub fn pushdown(dialect: Dialect, t: &TableJob, compiled: &TableTransform) -> Pushdown {
+    compiled.pushdown(dialect, &push_kinds(dialect, t))
+}
+
+/// What a run of `t` would push to its source, for `decant plan`: `None` without a filter.
+pub fn planned_pushdown(dialect: Dialect, t: &TableJob) -> Option<Pushdown> {
+    let spec = t.transform.as_ref().filter(|s| s.filter.is_some())?;
+    let compiled = TableTransform::compile(spec, t.source_schema()).ok()?;
+    Some(pushdown(dialect, t, &compiled))
 }

@@ -30,6 +30,8 @@ pub struct TableTransforms {
     pub seen: AtomicU64,
     pub max_rejects: Option<u64>,
     pub max_reject_ratio: Option<f64>,
+    /// The part of the filter the source evaluates, in its SQL (direct runs only).
+    pub pushed: Option<String>,
     counts: Mutex<Vec<StepCounts>>,
 }
 
@@ -48,6 +50,7 @@ impl TableTransforms {
             seen: AtomicU64::new(seen),
             max_rejects,
             max_reject_ratio,
+            pushed: None,
             counts: Mutex::new(vec![StepCounts::default(); steps]),
         }
     }

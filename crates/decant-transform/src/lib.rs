@@ -7,12 +7,14 @@ pub mod error;
 pub mod functions;
 pub mod input;
 pub mod mask;
+pub mod pushdown;
 pub mod rules;
 pub mod table;
 
 pub use dedupe::DedupeScan;
 pub use error::TransformError;
 pub use input::{InputRow, decode_rows};
+pub use pushdown::{PushKind, Pushdown};
 pub use table::{
     Applied, ChunkRun, OutputSpec, ReferenceNeed, Step, StepCounts, TableTransform, TransformSpec,
     key_hash,

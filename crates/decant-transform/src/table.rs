@@ -141,6 +141,10 @@ pub struct TableTransform {
     stage_schema: SchemaRef,
     stages: Vec<(Stage, Option<usize>, Option<usize>)>, // stage, source index for `changed`, step
     filter: Option<(Arc<dyn PhysicalExpr>, usize)>,
+    /// The filter as planned (coerced and simplified), for [`TableTransform::pushdown`].
+    filter_expr: Option<Expr>,
+    /// Output name → the source column it copies unchanged.
+    copies: std::collections::HashMap<String, String>,
     rules: Vec<CompiledRule>,
     masks: Vec<(usize, CompiledMask, usize)>,
     key_columns: Vec<usize>,
@@ -290,16 +294,19 @@ impl TableTransform {
             Ok(s) => s,
             Err(e) => return Err(vec![plan_err("(columns)", e)]),
         };
+        let mut filter_expr = None;
         let filter = spec.filter.as_ref().and_then(|sql| {
-            match ctx
-                .parse_sql_expr(sql, &stage_df)
-                .and_then(|e| physical(&ctx, e, &stage_df))
-            {
-                Ok(p) => {
+            match ctx.parse_sql_expr(sql, &stage_df).and_then(|e| {
+                let e = simplified(&ctx, e, &stage_df)?;
+                let p = ctx.create_physical_expr(e.clone(), &stage_df)?;
+                Ok((e, p))
+            }) {
+                Ok((e, p)) => {
                     steps.push(Step {
                         kind: "where".into(),
                         name: sql.clone(),
                     });
+                    filter_expr = Some(e);
                     Some((p, steps.len() - 1))
                 }
                 Err(e) => {
@@ -434,7 +441,18 @@ impl TableTransform {
                     .any(|o| o.mask.is_some() && o.source.as_deref() == Some(f.name().as_str()))
             })
             .collect();
+        let copies = spec
+            .outputs
+            .iter()
+            .zip(&stages)
+            .filter_map(|(o, (stage, _, _))| match stage {
+                Stage::Copy(i) => Some((o.name.clone(), input.field(*i).name().clone())),
+                Stage::Eval(_) => None,
+            })
+            .collect();
         Ok(TableTransform {
+            filter_expr,
+            copies,
             masked_inputs,
             input,
             stage_schema: Arc::new(Schema::new(stage_fields)),
@@ -447,6 +465,16 @@ impl TableTransform {
             steps,
             dedupe,
         })
+    }
+
+    /// The filter as planned: coerced to the columns' types and simplified.
+    pub(crate) fn filter_expr(&self) -> Option<&Expr> {
+        self.filter_expr.as_ref()
+    }
+
+    /// The source column the output `name` copies unchanged, if it is such a copy.
+    pub(crate) fn copied_source(&self, name: &str) -> Option<&str> {
+        self.copies.get(name).map(String::as_str)
     }
 
     /// The Arrow types of the output columns, in target order (a masked column is text).
@@ -854,6 +882,15 @@ fn physical(
     expr: Expr,
     schema: &DFSchema,
 ) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
+    ctx.create_physical_expr(simplified(ctx, expr, schema)?, schema)
+}
+
+/// `expr` coerced to the schema's types and simplified, as DataFusion's planner does.
+fn simplified(
+    ctx: &SessionContext,
+    expr: Expr,
+    schema: &DFSchema,
+) -> datafusion::error::Result<Expr> {
     let state = ctx.state();
     let simplifier = ExprSimplifier::new(
         SimplifyContext::builder()
@@ -861,6 +898,5 @@ fn physical(
             .with_config_options(Arc::clone(state.config_options()))
             .build(),
     );
-    let expr = simplifier.simplify(simplifier.coerce(expr, schema)?)?;
-    ctx.create_physical_expr(expr, schema)
+    simplifier.simplify(simplifier.coerce(expr, schema)?)
 }

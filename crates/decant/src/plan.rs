@@ -13,6 +13,9 @@ struct PlannedTable<'a> {
     table: &'a decant_engine::TableJob,
     target_exists: bool,
     chunks: Vec<decant_core::ChunkSpec>,
+    /// How the table's `where` splits between the source's query and the engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<decant_engine::transform_plan::Pushdown>,
 }
 
 pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -30,6 +33,7 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             table: t,
             target_exists: target.table_exists(&t.target.name).await?,
             chunks: source.plan_chunks(table, t.chunk_rows).await?,
+            filter: decant_engine::transform_plan::planned_pushdown(source.dialect(), t),
         });
     }
     if json {
@@ -70,6 +74,15 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
         for note in &t.notes {
             println!("   note: {note}");
+        }
+        if let Some(f) = &p.filter {
+            match &f.sql {
+                Some(sql) => println!("   where, in the source's query: {sql}"),
+                None => println!("   where: nothing the source can evaluate exactly"),
+            }
+            for e in &f.engine {
+                println!("   where, in the engine only: {e}");
+            }
         }
         for stmt in t
             .ddl

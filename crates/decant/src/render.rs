@@ -168,8 +168,16 @@ pub fn print_summary(s: &RunSummary) {
             t.source, t.target, t.rows_written, t.decision, t.source_rows
         );
         if t.rows_rejected > 0 || t.rows_filtered > 0 {
+            let at_source = if t.rows_filtered_at_source > 0 {
+                format!(
+                    " ({} of them by the source's query)",
+                    t.rows_filtered_at_source
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "    {} rejected (decant rejects {}), {} filtered by where",
+                "    {} rejected (decant rejects {}), {} filtered by where{at_source}",
                 t.rows_rejected, s.job_id, t.rows_filtered
             );
         }

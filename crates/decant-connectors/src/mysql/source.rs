@@ -148,12 +148,14 @@ impl Source for MysqlSource {
             })
             .collect();
         let mut sql = String::new();
+        if let Some(p) =
+            crate::chunking::read_condition(Dialect::Mysql, range, request.filter.as_deref())
+        {
+            sql = format!(" WHERE {p}");
+        }
         let key_at = match range {
             ChunkRange::IntKey { column, .. } => {
                 let k = ident(column);
-                if let Some(p) = crate::chunking::range_predicate(Dialect::Mysql, range) {
-                    sql = format!(" WHERE {p}");
-                }
                 sql.push_str(&format!(" ORDER BY {k}"));
                 select.push(k);
                 Some(select.len() - 1)
@@ -279,9 +281,20 @@ impl Source for MysqlSource {
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
+        self.count_rows_where(table, "TRUE").await
+    }
+
+    async fn count_rows_where(
+        &self,
+        table: &TableName,
+        filter: &str,
+    ) -> Result<u64, ConnectorError> {
         let mut conn = self.pool.get_conn().await?;
         let n: Option<u64> = conn
-            .query_first(format!("SELECT COUNT(*) FROM {}", qualified(table)))
+            .query_first(format!(
+                "SELECT COUNT(*) FROM {} WHERE {filter}",
+                qualified(table)
+            ))
             .await?;
         Ok(n.unwrap_or(0))
     }

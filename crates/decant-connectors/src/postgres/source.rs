@@ -232,7 +232,12 @@ impl Source for PostgresSource {
             "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT (FORMAT binary)",
             select.join(", "),
             qualified(&request.table),
-            chunk_predicate(&request.chunk.range)
+            crate::chunking::read_condition(
+                Dialect::Postgres,
+                &request.chunk.range,
+                request.filter.as_deref()
+            )
+            .unwrap_or_else(|| "true".into())
         );
         let decoders: Vec<Decoder> = request
             .columns
@@ -351,10 +356,21 @@ impl Source for PostgresSource {
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
+        self.count_rows_where(table, "true").await
+    }
+
+    async fn count_rows_where(
+        &self,
+        table: &TableName,
+        filter: &str,
+    ) -> Result<u64, ConnectorError> {
         let row = self
             .holder
             .query_one(
-                &format!("SELECT count(*)::int8 FROM {}", qualified(table)),
+                &format!(
+                    "SELECT count(*)::int8 FROM {} WHERE {filter}",
+                    qualified(table)
+                ),
                 &[],
             )
             .await?;

@@ -111,13 +111,19 @@ impl Source for SqliteSource {
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
+        self.count_rows_where(table, "1").await
+    }
+
+    async fn count_rows_where(
+        &self,
+        table: &TableName,
+        filter: &str,
+    ) -> Result<u64, ConnectorError> {
         let (path, name) = (self.path.clone(), table.name.clone());
+        let sql = format!("SELECT count(*) FROM {} WHERE {filter}", q(&name));
         blocking(move || {
             let conn = open_read(&path)?;
-            let n: i64 =
-                conn.query_row(&format!("SELECT count(*) FROM {}", q(&name)), [], |r| {
-                    r.get(0)
-                })?;
+            let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
         .await
@@ -142,7 +148,11 @@ fn chunk_query(request: &ReadRequest, key: Option<&str>) -> String {
     sql.push_str(&select.join(", "));
     sql.push_str(" FROM ");
     sql.push_str(&q(&request.table.name));
-    if let Some(p) = crate::chunking::range_predicate(Dialect::Sqlite, &request.chunk.range) {
+    if let Some(p) = crate::chunking::read_condition(
+        Dialect::Sqlite,
+        &request.chunk.range,
+        request.filter.as_deref(),
+    ) {
         sql.push_str(" WHERE ");
         sql.push_str(&p);
     }
