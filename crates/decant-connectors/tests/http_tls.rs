@@ -1,5 +1,6 @@
-//! HTTP JSON API sources over https: a private CA named in `ca_file` is trusted, and without it
-//! the read fails with a message that says the TLS certificate does not verify. The API is a
+//! HTTP JSON API sources over https: a private CA (or a self-signed certificate) named in
+//! `ca_file` is trusted; without it, for a certificate of another name, or against a plain http
+//! server, the read fails at once with a message that says what is wrong with TLS. The API is a
 //! small axum server inside the test, behind rustls, on 127.0.0.1 with a CA and a server
 //! certificate made by rcgen: no outside network.
 
@@ -54,8 +55,8 @@ fn server_config(
     server
 }
 
-/// A CA and a certificate it issued for `localhost` and 127.0.0.1; the CA is to be trusted.
-fn private_ca() -> Pki {
+/// A CA and a certificate it issued for `names`; the CA is to be trusted.
+fn private_ca(names: &[&str]) -> Pki {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
@@ -63,7 +64,8 @@ fn private_ca() -> Pki {
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let leaf = CertificateParams::new(names)
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
@@ -222,13 +224,19 @@ async fn read_all(source: &HttpSource, table: &Table) -> Vec<i64> {
     ids
 }
 
-/// Opens the source with `pem` in `ca_file` and reads every record.
-async fn read_trusting(pem: String, base: &str) -> Vec<i64> {
+/// The source of `base` with `pem` in its `ca_file`.
+fn open_trusting(pem: &str, base: &str) -> HttpSource {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, pem).unwrap();
     let o = options(Some(ca_file.to_string_lossy().into_owned()));
-    let source = HttpSource::open(&ConnectionUrl::parse(base).unwrap(), Some(&o)).unwrap();
+    // The file is read at open: it may go afterwards.
+    HttpSource::open(&ConnectionUrl::parse(base).unwrap(), Some(&o)).unwrap()
+}
+
+/// Opens the source with `pem` in `ca_file` and reads every record.
+async fn read_trusting(pem: String, base: &str) -> Vec<i64> {
+    let source = open_trusting(&pem, base);
     let catalog = source.introspect(&[]).await.unwrap();
     let table = &catalog.tables[0];
     let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
@@ -238,7 +246,7 @@ async fn read_trusting(pem: String, base: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn a_private_ca_in_ca_file_is_trusted_for_https() {
-    let (pem, base) = serve_tls(private_ca()).await;
+    let (pem, base) = serve_tls(private_ca(&["localhost", "127.0.0.1"])).await;
     let all: Vec<i64> = (1..=23).collect();
     assert_eq!(read_trusting(pem.clone(), &base).await, all);
     // By name too: the certificate's DNS name, not only its IP address.
@@ -257,7 +265,7 @@ async fn a_self_signed_certificate_in_ca_file_is_trusted() {
 
 #[tokio::test]
 async fn without_ca_file_the_read_fails_on_the_certificate() {
-    let (_pem, base) = serve_tls(private_ca()).await;
+    let (_pem, base) = serve_tls(private_ca(&["localhost", "127.0.0.1"])).await;
     let o = options(None);
     let source = HttpSource::open(&ConnectionUrl::parse(&base).unwrap(), Some(&o)).unwrap();
     let started = std::time::Instant::now();
@@ -279,6 +287,41 @@ async fn without_ca_file_the_read_fails_on_the_certificate() {
         "failed at once, without the retries' backoff: {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_does_not_verify() {
+    let (pem, base) = serve_tls(private_ca(&["localhost"])).await;
+    let err = open_trusting(&pem, &base)
+        .introspect(&[])
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the TLS certificate of 127.0.0.1:")
+            && text.contains("does not verify")
+            && text.contains("the certificate is for another name"),
+        "{text}"
+    );
+    assert!(!err.is_retriable());
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_the_handshake_failed() {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let app = Router::new().route("/api/users", get(users));
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    let base = ConnectionUrl::parse(&format!("https://127.0.0.1:{port}/api")).unwrap();
+    let source = HttpSource::open(&base, Some(&options(None))).unwrap();
+    let err = source.introspect(&[]).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("TLS handshake with 127.0.0.1:{port} failed"))
+            && text.contains("plain http://"),
+        "{text}"
+    );
+    assert!(!err.is_retriable());
 }
 
 #[tokio::test]
