@@ -18,6 +18,7 @@ pub mod registry;
 pub mod sqlite;
 pub mod staged;
 pub mod testkit;
+pub mod tls;
 pub mod traits;
 
 pub use error::ConnectorError;

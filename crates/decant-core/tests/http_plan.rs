@@ -30,6 +30,7 @@ fn http_plan_parses_and_sets_every_http_key() {
     let keys = serde_json::to_value(HttpOptions {
         rate_limit: Some(1.0),
         headers: [(String::new(), String::new())].into(),
+        ca_file: Some(String::new()),
         ..HttpOptions::default()
     })
     .unwrap();

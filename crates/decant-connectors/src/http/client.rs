@@ -1,6 +1,7 @@
 //! The HTTP client of an API source: auth from the environment, a rate limit shared by every
 //! request of the source, timeouts, and retries with exponential backoff that honour
-//! `Retry-After` on 429, 5xx, timeouts and connection errors.
+//! `Retry-After` on 429, 5xx, timeouts and connection errors. `https://` verifies the server's
+//! certificate against the compiled-in public roots and the plan's `ca_file`.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -85,7 +86,14 @@ impl ApiClient {
                 .map_err(|e| config(format!("source.http.headers.{k}: {e}")))?;
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
+        crate::tls::install_crypto_provider();
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &o.ca_file {
+            for cert in private_roots(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .default_headers(headers)
             .timeout(duration(&o.timeout)?)
             .connect_timeout(duration(&o.connect_timeout)?)
@@ -147,7 +155,14 @@ impl ApiClient {
             message: describe(&e),
             wait: None,
         };
-        let mut response = request.send().await.map_err(retry_io)?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| match tls_problem(&e, url) {
+                // No retry changes a certificate.
+                Some(message) => Attempt::Fail(config(message)),
+                None => retry_io(e),
+            })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Err(Attempt::Retry {
@@ -266,6 +281,83 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The CA certificates of `source.http.ca_file`, checked now so that a wrong file fails the plan
+/// with its name rather than the first request.
+fn private_roots(path: &str) -> Result<Vec<reqwest::Certificate>, ConnectorError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad = |why: String| config(format!("source.http.ca_file `{path}`: {why}"));
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not a PEM file of certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "no certificate in it (expected PEM `-----BEGIN CERTIFICATE-----` blocks)".into(),
+        ));
+    }
+    let mut store = rustls::RootCertStore::empty();
+    certs
+        .iter()
+        .map(|der| {
+            store
+                .add(der.clone())
+                .map_err(|e| bad(format!("a certificate that cannot be a root: {e}")))?;
+            reqwest::Certificate::from_der(der).map_err(|e| bad(e.to_string()))
+        })
+        .collect()
+}
+
+/// A failed TLS handshake, as a message that says so and names the host: reqwest reports it as
+/// a connection error whose cause sits deep in the chain.
+fn tls_problem(e: &reqwest::Error, url: &Url) -> Option<String> {
+    let t = std::error::Error::source(e).and_then(rustls_cause)?;
+    let host = url.host_str().unwrap_or("?");
+    let port = url.port_or_known_default().unwrap_or(443);
+    Some(match t {
+        rustls::Error::InvalidCertificate(cert) => {
+            let hint = match cert {
+                rustls::CertificateError::UnknownIssuer
+                | rustls::CertificateError::BadSignature => {
+                    "; if the API uses a private CA, name its PEM file in source.http.ca_file"
+                }
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. } => {
+                    "; the certificate is for another name: use the host name it was issued for"
+                }
+                _ => "",
+            };
+            format!(
+                "GET {}: the TLS certificate of {host}:{port} does not verify: {t}{hint}",
+                redact(url)
+            )
+        }
+        rustls::Error::InvalidMessage(_) => format!(
+            "GET {}: TLS handshake with {host}:{port} failed: {t} (is it a plain http:// server?)",
+            redact(url)
+        ),
+        _ => format!(
+            "GET {}: TLS handshake with {host}:{port} failed: {t}",
+            redact(url)
+        ),
+    })
+}
+
+/// The rustls error in a chain. hyper wraps it in `io::Error`s, whose `source` skips the error
+/// they hold, so those are opened with `get_ref`.
+fn rustls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return rustls_cause(inner);
+    }
+    e.source().and_then(rustls_cause)
 }
 
 /// The error chain in one line: reqwest's top message alone hides the cause.

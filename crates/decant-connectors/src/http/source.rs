@@ -98,15 +98,6 @@ impl HttpSource {
                     Ok(joined)
                 }
                 .map_err(|e| config(format!("source.http table `{}`: path: {e}", def.name)))?;
-            if table_url.scheme() != "http" {
-                // The client is built without a TLS backend (see docs/http.md, "Not yet"):
-                // refusing here beats five retries of a request that cannot succeed.
-                return Err(config(format!(
-                    "source.http table `{}`: {}: this build speaks plain http:// only (no TLS backend)",
-                    def.name,
-                    redact(&table_url)
-                )));
-            }
             let params: Vec<(&str, &str)> = def
                 .params
                 .iter()
@@ -468,8 +459,38 @@ mod tests {
         assert_eq!(plain.tables[0].def.name, "items");
 
         let tls = ConnectionUrl::parse("https://api.local/v2").unwrap();
-        let err = HttpSource::open(&tls, Some(&o)).err().unwrap().to_string();
-        assert!(err.contains("plain http://"), "{err}");
+        let s = HttpSource::open(&tls, Some(&o)).unwrap();
+        assert_eq!(
+            s.tables[0].url.as_str(),
+            "https://api.local/v2/users?status=all"
+        );
+        let missing = HttpOptions {
+            ca_file: Some("/nonexistent/decant-ca.pem".into()),
+            ..o.clone()
+        };
+        let err = HttpSource::open(&tls, Some(&missing))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("source.http.ca_file `/nonexistent/decant-ca.pem`: cannot read it"),
+            "{err}"
+        );
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate\n").unwrap();
+        let file = not_pem.path().to_string_lossy().into_owned();
+        let no_cert = HttpOptions {
+            ca_file: Some(file.clone()),
+            ..o.clone()
+        };
+        let err = HttpSource::open(&tls, Some(&no_cert))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(&file) && err.contains("no certificate in it"),
+            "{err}"
+        );
         let mut pinned = table("t", "/t");
         pinned.columns.insert("shape".into(), "geometry".into());
         let bad = HttpOptions {
