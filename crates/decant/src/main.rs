@@ -254,6 +254,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The build's one TLS provider, before any HTTP client or TLS connection exists.
+    decant_connectors::tls::install_crypto_provider();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
