@@ -86,8 +86,8 @@ pub enum IfExists {
     /// Stop before touching anything.
     Fail,
     /// Load into a shadow table, validate it, then swap names in one transaction; the old
-    /// table is kept under a backup name until `decant finalize`, so rollback swaps back (the
-    /// default).
+    /// table is kept under a backup name until `decant finalize` (or `swap_retention`), so
+    /// rollback swaps back (the default).
     #[default]
     Swap,
     /// Insert new keys and update existing ones (the table's primary key or `key`), recording

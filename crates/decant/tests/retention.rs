@@ -2,7 +2,7 @@
 //! SQLite file, and a fresh PostgreSQL database): `decant serve` finalizes a swap whose
 //! retention passed by itself (the backup table is gone from the target, rollback is refused),
 //! keeps the backup of a job without retention, and `decant finalize --expired` finalizes only
-//! the jobs whose backups expired.
+//! the jobs whose backups expired (a swap's backup and an upsert's pre-images).
 
 mod common;
 use std::io::{BufRead, BufReader};
@@ -163,12 +163,17 @@ async fn target() -> PgTestDb {
 
 /// The swap backups (`items__decant_old_<hash>`) in the target's `public` schema.
 async fn backups(db: &PgTestDb) -> Vec<String> {
+    companions(db, "old").await
+}
+
+/// The tables `items__decant_<role>_<hash>` in the target's `public` schema.
+async fn companions(db: &PgTestDb, role: &str) -> Vec<String> {
     db.client()
         .await
         .query(
             "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' \
-             AND tablename LIKE 'items\\_\\_decant\\_old\\_%' ORDER BY 1",
-            &[],
+             AND tablename LIKE 'items\\_\\_decant\\_' || $1 || '\\_%' ORDER BY 1",
+            &[&role],
         )
         .await
         .unwrap()
@@ -321,8 +326,18 @@ async fn finalize_expired(w: &Workdir, state: &str) {
         &later_dst.url,
         "swap_retention = \"1h\"",
     );
+    let upsert_dst = target().await;
+    let upsert = run_cli(
+        w,
+        state,
+        "upsert",
+        &src.url,
+        &upsert_dst.url,
+        "if_exists = \"upsert\"\nswap_retention = \"1s\"",
+    );
     assert_eq!(backups(&soon_dst).await.len(), 1);
     assert_eq!(backups(&later_dst).await.len(), 1);
+    assert_eq!(companions(&upsert_dst, "pre").await.len(), 1, "pre-images");
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     let out = w.decant(&["finalize", "--expired", "--state", state]);
@@ -335,6 +350,14 @@ async fn finalize_expired(w: &Workdir, state: &str) {
     assert!(!stdout.contains(&later), "{stdout}");
     assert!(backups(&soon_dst).await.is_empty(), "expired: dropped");
     assert_eq!(backups(&later_dst).await.len(), 1, "not expired: kept");
+    assert!(
+        stdout.contains(&format!("job {upsert} finalized")),
+        "{stdout}"
+    );
+    assert!(
+        companions(&upsert_dst, "pre").await.is_empty(),
+        "an upsert's pre-images expire too"
+    );
 
     let out = w.decant(&["rollback", "--state", state, &soon]);
     assert!(!out.status.success(), "an expired job was finalized");
