@@ -10,9 +10,10 @@ use decant_store::Store;
 use crate::error::EngineError;
 use crate::swap::{FinalizeReport, finalize, state};
 
-/// Records when the backups of `job_id`, which just succeeded, expire: now plus the plan's
+/// Records when the backups of `job_id`, which is succeeding, expire: now plus the plan's
 /// `swap_retention`, when it has one and the job kept a swap backup or upsert pre-images.
-/// Returns the expiry recorded.
+/// Called before the job is marked succeeded, so a stop in between leaves a job that is not
+/// swept, not one that is never swept. Returns the expiry recorded.
 pub(crate) async fn record_expiry(
     store: &Store,
     plan: &Plan,
@@ -28,12 +29,15 @@ pub(crate) async fn record_expiry(
     if !kept {
         return Ok(None);
     }
-    let retention = chrono::Duration::from_std(retention).map_err(|_| {
-        EngineError::Plan(vec![format!(
-            "load.swap_retention {retention:?} is too long"
-        )])
-    })?;
-    let at = (chrono::Utc::now() + retention).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // A retention past the calendar's end (`"1e12d"`) never expires: keep the backups.
+    let Some(at) = chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|r| chrono::Utc::now().checked_add_signed(r))
+    else {
+        tracing::warn!(job = %job_id, ?retention, "load.swap_retention is too long to expire; the backups are kept until finalized");
+        return Ok(None);
+    };
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     store.set_backups_expire_at(job_id, &at).await?;
     tracing::info!(job = %job_id, expires_at = %at, "backups kept until they expire");
     Ok(Some(at))

@@ -366,10 +366,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         && flow.writes_target()
         && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0
     {
+        crate::retention::record_expiry(&store, plan, &job_id).await?;
         store
             .set_job_state(&job_id, JobState::Succeeded, None)
             .await?;
-        crate::retention::record_expiry(&store, plan, &job_id).await?;
         return Err(EngineError::Plan(vec![format!(
             "job {job_id} had swapped its tables in before it stopped; it is succeeded now: `decant finalize {job_id}` keeps it, `decant rollback {job_id}` swaps back"
         )]));
@@ -458,10 +458,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                 store
                     .set_summary(&job_id, &serde_json::to_string(&summary)?)
                     .await?;
+                crate::retention::record_expiry(&store, plan, &job_id).await?;
                 store
                     .set_job_state(&job_id, JobState::Succeeded, None)
                     .await?;
-                crate::retention::record_expiry(&store, plan, &job_id).await?;
             } else {
                 // Extracted or transformed: the job waits for its next phase, target untouched.
                 store

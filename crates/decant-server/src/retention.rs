@@ -31,6 +31,8 @@ pub async fn sweep(manager: &JobManager) -> Vec<String> {
                 continue;
             }
         };
+        // A rollback that holds the job first wins: finalize then finds it rolled back.
+        let _undo = job.undo.lock().await;
         let (state, validating) = {
             let inner = job.inner.lock().expect("job lock");
             (inner.state, inner.validating)

@@ -368,6 +368,7 @@ pub async fn rollback_migration(
 ) -> Result<Json<decant_engine::RollbackReport>, ApiError> {
     let r: JobRef = parse_body(&body)?;
     let job = live_job(&manager, &r.job_id).await?;
+    let _undo = job.undo.lock().await;
     let (state, validating) = {
         let inner = job.inner.lock().expect("job lock");
         (inner.state, inner.validating)
@@ -402,6 +403,7 @@ pub async fn finalize_migration(
 ) -> Result<Json<decant_engine::FinalizeReport>, ApiError> {
     let r: JobRef = parse_body(&body)?;
     let job = live_job(&manager, &r.job_id).await?;
+    let _undo = job.undo.lock().await;
     let (state, validating) = {
         let inner = job.inner.lock().expect("job lock");
         (inner.state, inner.validating)
