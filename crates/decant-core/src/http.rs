@@ -241,20 +241,21 @@ impl HttpOptions {
     }
 }
 
-/// Parses `"500ms"`, `"30s"`, `"2m"`, `"1h"` (a plain number is seconds).
+/// Parses `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"7d"` (a plain number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("`{text}` is not a duration (e.g. \"500ms\", \"30s\", \"2m\")");
+    let bad = || format!("`{text}` is not a duration (e.g. \"500ms\", \"30s\", \"2m\", \"7d\")");
     let value: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         _ => return Err(bad()),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| bad())
@@ -270,6 +271,7 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 fortnights").is_err());
     }

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+use crate::http::parse_duration;
 use crate::size::parse_size;
 use crate::url::ConnectionUrl;
 
@@ -84,8 +86,8 @@ pub enum IfExists {
     /// Stop before touching anything.
     Fail,
     /// Load into a shadow table, validate it, then swap names in one transaction; the old
-    /// table is kept under a backup name until `decant finalize`, so rollback swaps back (the
-    /// default).
+    /// table is kept under a backup name until `decant finalize` (or `swap_retention`), so
+    /// rollback swaps back (the default).
     #[default]
     Swap,
     /// Insert new keys and update existing ones (the table's primary key or `key`), recording
@@ -128,6 +130,11 @@ pub struct LoadConfig {
     /// Push the part of each table's `where` that the source evaluates exactly into the
     /// source's query (docs/transform.md); `false` reads every row and filters in the engine.
     pub push_filters: bool,
+    /// How long a succeeded job keeps its swap backups and upsert pre-images (e.g. `"7d"`)
+    /// before `decant serve` or `decant finalize --expired` finalizes it; unset keeps them until
+    /// an explicit finalize.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_retention: Option<String>,
 }
 
 impl Default for LoadConfig {
@@ -143,6 +150,7 @@ impl Default for LoadConfig {
             max_rejects: 0,
             max_reject_ratio: None,
             push_filters: true,
+            swap_retention: None,
         }
     }
 }
@@ -150,6 +158,22 @@ impl Default for LoadConfig {
 impl LoadConfig {
     pub fn max_memory_bytes(&self) -> Result<u64, CoreError> {
         parse_size(&self.max_memory)
+    }
+
+    /// `swap_retention` as a duration; `None` when the plan keeps backups until finalized.
+    pub fn swap_retention(&self) -> Result<Option<Duration>, CoreError> {
+        self.retention().map_err(CoreError::Plan)
+    }
+
+    fn retention(&self) -> Result<Option<Duration>, String> {
+        self.swap_retention
+            .as_deref()
+            .map(|text| {
+                parse_duration(text).map_err(|e| {
+                    format!("load.swap_retention: {e}; use a number with s, m, h or d, e.g. \"7d\"")
+                })
+            })
+            .transpose()
     }
 }
 
@@ -334,6 +358,9 @@ impl Plan {
         }
         if let Err(e) = self.load.max_memory_bytes() {
             problems.push(format!("load.max_memory: {e}"));
+        }
+        if let Err(e) = self.load.retention() {
+            problems.push(e);
         }
         let tolerance = self.validate.float_tolerance;
         if !tolerance.is_finite() || tolerance < 0.0 {
@@ -552,6 +579,29 @@ mod tests {
             Plan::from_toml(&format!("{base}[validate]\nmode = \"full\"\n")).is_err(),
             "unknown modes are refused"
         );
+    }
+
+    #[test]
+    fn swap_retention_is_a_duration() {
+        let base = "[source]\nurl = \"sqlite://a.db\"\n[target]\nurl = \"sqlite://b.db\"\n";
+        assert_eq!(
+            Plan::from_toml(base)
+                .unwrap()
+                .load
+                .swap_retention()
+                .unwrap(),
+            None
+        );
+        let week = Plan::from_toml(&format!("{base}[load]\nswap_retention = \"7d\"\n")).unwrap();
+        assert_eq!(
+            week.load.swap_retention().unwrap(),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        let err = Plan::from_toml(&format!("{base}[load]\nswap_retention = \"a week\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("load.swap_retention"), "{err}");
+        assert!(err.contains("`a week` is not a duration"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,10 @@ fn reference_plan_parses_and_sets_every_key() {
     assert_eq!(plan.name.as_deref(), Some("sakila"));
     assert_eq!(plan.load.if_exists, IfExists::Swap);
     assert_eq!(plan.load.max_memory_bytes().unwrap(), 256_000_000);
+    assert_eq!(
+        plan.load.swap_retention().unwrap(),
+        Some(std::time::Duration::from_secs(7 * 86_400))
+    );
     assert_eq!(plan.policies.global.zero_date, Some(ValuePolicy::Null));
     assert_eq!(plan.cast.len(), 2);
     assert_eq!(plan.cast[1].column.as_deref(), Some("release_year"));

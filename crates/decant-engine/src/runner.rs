@@ -376,6 +376,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
         && flow.writes_target()
         && crate::swap::reconcile(&store, target.as_ref(), &job_id).await? > 0
     {
+        crate::retention::record_expiry(&store, plan, &job_id).await?;
         store
             .set_job_state(&job_id, JobState::Succeeded, None)
             .await?;
@@ -467,6 +468,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunSummary, EngineErr
                 store
                     .set_summary(&job_id, &serde_json::to_string(&summary)?)
                     .await?;
+                crate::retention::record_expiry(&store, plan, &job_id).await?;
                 store
                     .set_job_state(&job_id, JobState::Succeeded, None)
                     .await?;

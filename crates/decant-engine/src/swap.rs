@@ -133,7 +133,7 @@ pub(crate) fn rename_in_summary(tables: &mut [crate::runner::TableSummary], swap
         if let Some(t) = tables.iter_mut().find(|t| t.target == shadow.to_string()) {
             t.target = names.live.to_string();
             t.notes.push(format!(
-                "swapped in; the old table is kept as {backup} until `decant finalize` (rollback swaps it back)"
+                "swapped in; the old table is kept as {backup} until `decant finalize` or load.swap_retention (rollback swaps it back)"
             ));
         }
     }
@@ -247,7 +247,7 @@ pub(crate) fn shadow_job(
     s.target.name = shadow.clone();
     s.ddl = target.ddl(&s.target, primary_key_after_load);
     s.notes.push(format!(
-        "loaded into {shadow}, then swapped in for {} in one transaction; the old table is kept until `decant finalize`",
+        "loaded into {shadow}, then swapped in for {} in one transaction; the old table is kept until `decant finalize` or load.swap_retention",
         t.target.name
     ));
     s

@@ -18,6 +18,9 @@ pub struct LiveJob {
     pub plan: Plan,
     pub control: JobControl,
     pub inner: Mutex<LiveState>,
+    /// Held while a rollback or a finalize (a request's or the retention sweep's) changes the
+    /// target's backups, so that the two never interleave on one job.
+    pub undo: tokio::sync::Mutex<()>,
 }
 
 /// The mutable part of a live job.
@@ -80,6 +83,7 @@ impl JobManager {
             name: name.to_string(),
             plan,
             control: JobControl::default(),
+            undo: tokio::sync::Mutex::new(()),
             inner: Mutex::new(LiveState {
                 state,
                 phase: Staging::new(&self.staging, id).recorded_phase(),

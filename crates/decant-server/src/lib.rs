@@ -4,6 +4,7 @@
 pub mod error;
 pub mod jobs;
 pub mod openapi;
+pub mod retention;
 pub mod routes;
 pub mod status;
 
@@ -26,6 +27,8 @@ pub struct ServerConfig {
     pub staging: PathBuf,
     /// Jobs loading at once; further jobs queue.
     pub max_concurrent: usize,
+    /// How often expired jobs are finalized (`load.swap_retention`).
+    pub retention_sweep: std::time::Duration,
 }
 
 /// Errors of starting the service.
@@ -85,6 +88,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub manager: JobManager,
     listener: tokio::net::TcpListener,
+    retention_sweep: std::time::Duration,
 }
 
 impl Server {
@@ -115,6 +119,7 @@ impl Server {
             addr,
             manager,
             listener,
+            retention_sweep: config.retention_sweep,
         })
     }
 
@@ -128,6 +133,8 @@ impl Server {
         // The listener moves to the API runtime's reactor, so accepting does not wait for a
         // busy job worker to poll for I/O.
         let listener = self.listener.into_std()?;
+        // On the jobs' runtime: a finalize drops tables on the target, like a job.
+        let sweeper = retention::spawn(self.manager.clone(), self.retention_sweep);
         let app = router(self.manager);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
@@ -147,8 +154,10 @@ impl Server {
                 })();
                 let _ = done_tx.send(result);
             })?;
-        done_rx
+        let result = done_rx
             .await
-            .map_err(|_| ServerError::Io(std::io::Error::other("the API thread stopped")))?
+            .map_err(|_| ServerError::Io(std::io::Error::other("the API thread stopped")))?;
+        sweeper.abort();
+        result
     }
 }

@@ -361,13 +361,14 @@ pub async fn cancel_migration(
     responses((status = 200, description = "What was undone, per table", body = Object),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "The job is running or already rolled back", body = crate::error::ErrorBody),
-        (status = 422, description = "The job cannot be undone without loss (retry with force), or was finalized", body = crate::error::ErrorBody)))]
+        (status = 422, description = "The job cannot be undone without loss (retry with force), or was finalized (explicitly, or by the service once its load.swap_retention passed)", body = crate::error::ErrorBody)))]
 pub async fn rollback_migration(
     State(manager): State<JobManager>,
     body: axum::body::Bytes,
 ) -> Result<Json<decant_engine::RollbackReport>, ApiError> {
     let r: JobRef = parse_body(&body)?;
     let job = live_job(&manager, &r.job_id).await?;
+    let _undo = job.undo.lock().await;
     let (state, validating) = {
         let inner = job.inner.lock().expect("job lock");
         (inner.state, inner.validating)
@@ -389,18 +390,20 @@ pub async fn rollback_migration(
 }
 
 /// Finalizes a succeeded job: drops the backups its swaps kept and the pre-images its upserts
-/// recorded. The job can no longer be rolled back.
+/// recorded. The job can no longer be rolled back. A job whose plan has `load.swap_retention`
+/// is finalized by the service itself once that time has passed since it succeeded.
 #[utoipa::path(post, path = "/migration/finalize", tag = "migration", request_body = JobRef,
     responses((status = 200, description = "The backup and pre-image tables dropped", body = Object),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "The job has not succeeded", body = crate::error::ErrorBody),
-        (status = 422, description = "The job was already finalized", body = crate::error::ErrorBody)))]
+        (status = 422, description = "The job was already finalized (explicitly, or because its backups expired)", body = crate::error::ErrorBody)))]
 pub async fn finalize_migration(
     State(manager): State<JobManager>,
     body: axum::body::Bytes,
 ) -> Result<Json<decant_engine::FinalizeReport>, ApiError> {
     let r: JobRef = parse_body(&body)?;
     let job = live_job(&manager, &r.job_id).await?;
+    let _undo = job.undo.lock().await;
     let (state, validating) = {
         let inner = job.inner.lock().expect("job lock");
         (inner.state, inner.validating)

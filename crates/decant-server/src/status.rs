@@ -42,6 +42,15 @@ pub struct JobStatus {
     /// The last validation's report (`outcome`: `match`, `differences` or `error`).
     #[schema(value_type = Option<Object>)]
     pub validation: Option<serde_json::Value>,
+    /// When a succeeded job's swap backups and upsert pre-images expire (RFC 3339): the
+    /// service then finalizes the job by itself. Set only when the plan has
+    /// `load.swap_retention` and the job kept a backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups_expire_at: Option<String>,
+    /// When the job was finalized (explicitly or because its backups expired); after that it
+    /// cannot be rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finalized_at: Option<String>,
 }
 
 /// One table's progress.
@@ -138,6 +147,12 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
         Some(p) => p.as_str().to_string(),
         None => step.clone(),
     };
+    // Only a succeeded job has backups to expire or finalize; running jobs stay off the store.
+    let retention = if state == JobState::Succeeded {
+        manager.store.retention(&job.id).await?
+    } else {
+        decant_store::Retention::default()
+    };
     Ok(JobStatus {
         job_id: job.id.clone(),
         name: job.name.clone(),
@@ -157,6 +172,8 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
         error,
         validating,
         validation,
+        backups_expire_at: retention.backups_expire_at,
+        finalized_at: retention.finalized_at,
     })
 }
 

@@ -16,7 +16,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Executor, Row, migrate::Migrator};
 
 mod undo;
-pub use undo::UndoTableRecord;
+pub use undo::{Retention, UndoTableRecord};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -997,6 +997,62 @@ mod tests {
         .unwrap();
     }
 
+    /// Only a succeeded, not finalized job whose expiry passed is due.
+    async fn retention_round_trip(store: &Store) {
+        let at = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        assert_eq!(store.retention("j1").await.unwrap(), Retention::default());
+        store
+            .set_job_state("j1", JobState::Failed, Some("boom"))
+            .await
+            .unwrap();
+        store
+            .set_backups_expire_at("j1", "2026-01-01T00:00:00Z")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .expired_jobs(at("2026-01-02T00:00:00Z"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "j1 is not succeeded here"
+        );
+        store
+            .set_job_state("j1", JobState::Succeeded, None)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .expired_jobs(at("2025-12-31T23:59:59Z"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "not expired yet"
+        );
+        assert_eq!(
+            store
+                .expired_jobs(at("2026-01-01T00:00:00.5+00:00"))
+                .await
+                .unwrap(),
+            vec!["j1".to_string()]
+        );
+        store.finalize_job("j1").await.unwrap();
+        assert!(
+            store
+                .expired_jobs(at("2027-01-01T00:00:00Z"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let r = store.retention("j1").await.unwrap();
+        assert_eq!(r.backups_expire_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert!(r.finalized_at.is_some());
+    }
+
     async fn round_trip(store: Store) {
         store
             .create_job("j1", "shop", "{}", "pf", "sf", "sqlite://a", "sqlite://b")
@@ -1088,6 +1144,7 @@ mod tests {
         assert_eq!(store.error_records("j1").await.unwrap()[0].message, "boom");
         assert_eq!(store.results("j1").await.unwrap()[0].rows_written, 10);
         assert_eq!(store.list_jobs().await.unwrap().len(), 1);
+        retention_round_trip(&store).await;
         store
             .set_job_state("j1", JobState::RolledBack, None)
             .await

@@ -1,4 +1,5 @@
-//! What swap and upsert loads record so that a rollback can undo them, and job finalization.
+//! What swap and upsert loads record so that a rollback can undo them, job finalization, and
+//! when a job's backups expire (`load.swap_retention`).
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -18,6 +19,16 @@ pub struct UndoTableRecord {
     pub names_json: String,
     pub state: String,
     pub updated_at: String,
+}
+
+/// How long a job keeps what its rollback needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Retention {
+    /// When the job's backups and pre-images are due to be finalized (RFC 3339), if its plan
+    /// has a `swap_retention`.
+    pub backups_expire_at: Option<String>,
+    /// When the job was finalized, if it was.
+    pub finalized_at: Option<String>,
 }
 
 impl Store {
@@ -105,5 +116,58 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Records when the job's backups and pre-images expire (RFC 3339).
+    pub async fn set_backups_expire_at(&self, job: &str, at: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE migration_jobs SET backups_expire_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(job)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// When the job's backups expire and when it was finalized.
+    pub async fn retention(&self, job: &str) -> Result<Retention, StoreError> {
+        let row = sqlx::query(
+            "SELECT j.backups_expire_at, f.finalized_at FROM migration_jobs j \
+             LEFT JOIN job_finalizations f ON f.job_id = j.id WHERE j.id = $1",
+        )
+        .bind(job)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| Retention {
+                backups_expire_at: r.get(0),
+                finalized_at: r.get(1),
+            })
+            .unwrap_or_default())
+    }
+
+    /// The succeeded, not finalized jobs whose backups expired at or before `at`, oldest expiry
+    /// first. Compared as times, not as text, so the stored form's precision does not matter.
+    pub async fn expired_jobs(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.id, j.backups_expire_at FROM migration_jobs j \
+             WHERE j.state = 'succeeded' AND j.backups_expire_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM job_finalizations f WHERE f.job_id = j.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due: Vec<(chrono::DateTime<chrono::Utc>, String)> = rows
+            .iter()
+            .filter_map(|r| {
+                let expires: String = r.get(1);
+                let expires = chrono::DateTime::parse_from_rfc3339(&expires).ok()?;
+                let expires = expires.with_timezone(&chrono::Utc);
+                (expires <= at).then(|| (expires, r.get(0)))
+            })
+            .collect();
+        due.sort();
+        Ok(due.into_iter().map(|(_, id)| id).collect())
     }
 }

@@ -209,6 +209,17 @@ enum Command {
         /// SQLite store, `.decant/staging` with a PostgreSQL one.
         #[arg(long, value_name = "DIR", env = "DECANT_STAGING")]
         staging: Option<PathBuf>,
+        /// How often succeeded jobs whose backups expired (`load.swap_retention`) are finalized
+        /// (hidden: tests shorten it).
+        #[arg(
+            long,
+            value_name = "DURATION",
+            env = "DECANT_RETENTION_SWEEP",
+            default_value = "30s",
+            value_parser = decant_core::http::parse_duration,
+            hide = true
+        )]
+        retention_sweep: std::time::Duration,
     },
     /// Undo a job on the target: drop the tables it created, delete the rows an append load
     /// inserted (by the keys it recorded), swap swapped tables back (one transaction) and drop
@@ -235,10 +246,16 @@ enum Command {
     },
     /// Finalize a succeeded job: drop the old tables its swaps kept as backups and the
     /// pre-images its upserts recorded. Frees their space; the job can no longer be rolled
-    /// back. Exit 0 when finalized, 1 when refused.
+    /// back. With --expired instead of a job, finalize every succeeded job whose backups
+    /// expired (`load.swap_retention`), e.g. from cron when `decant serve` does not run.
+    /// Exit 0 when finalized (or nothing expired), 1 when refused or one failed.
     Finalize {
         /// The job id (`decant run` prints it; GET /api/v1/jobs lists them).
-        job: String,
+        #[arg(required_unless_present = "expired", conflicts_with = "expired")]
+        job: Option<String>,
+        /// Finalize every job whose backups expired, instead of one job.
+        #[arg(long)]
+        expired: bool,
         /// Print what was dropped as JSON.
         #[arg(long)]
         json: bool,
@@ -311,12 +328,14 @@ fn main() -> ExitCode {
                 store,
                 max_concurrent,
                 staging,
+                retention_sweep,
             } => {
                 serve::serve(serve::Flags {
                     listen,
                     store,
                     max_concurrent,
                     staging,
+                    retention_sweep,
                 })
                 .await
             }
@@ -326,7 +345,15 @@ fn main() -> ExitCode {
                 json,
                 state,
             } => rollback::rollback(&state, &job, force, json).await,
-            Command::Finalize { job, json, state } => rollback::finalize(&state, &job, json).await,
+            Command::Finalize {
+                job,
+                expired,
+                json,
+                state,
+            } => match job {
+                Some(job) if !expired => rollback::finalize(&state, &job, json).await,
+                _ => rollback::finalize_expired(&state, json).await,
+            },
             Command::Rejects {
                 job,
                 format,

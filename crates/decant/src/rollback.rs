@@ -1,5 +1,6 @@
 //! `decant rollback JOB`: undo what a job did to the target; `decant finalize JOB`: drop what a
-//! rollback would need.
+//! rollback would need; `decant finalize --expired`: the same for every job whose backups
+//! expired.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -56,4 +57,44 @@ pub async fn finalize(state: &Path, job: &str, json: bool) -> anyhow::Result<Exi
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Finalizes every job whose backups expired; fails when one of them could not be finalized.
+pub async fn finalize_expired(state: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let done = match decant_engine::finalize_expired(state).await {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut failed = false;
+    let mut reports = Vec::new();
+    for (job, result) in done {
+        match result {
+            Ok(report) => {
+                if !json {
+                    for t in &report.dropped {
+                        println!("dropped {t}");
+                    }
+                    println!("job {job} finalized: its backups expired");
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: job {job}: {e}");
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if reports.is_empty() && !failed {
+        println!("no job's backups have expired");
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -12,6 +12,7 @@ pub struct Flags {
     pub store: String,
     pub max_concurrent: usize,
     pub staging: Option<PathBuf>,
+    pub retention_sweep: std::time::Duration,
 }
 
 /// The default staging root: `staging/` beside a SQLite store, `.decant/staging` with a
@@ -61,6 +62,7 @@ pub async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| default_staging(&flags.store)),
         max_concurrent: flags.max_concurrent,
+        retention_sweep: flags.retention_sweep,
     };
     let server = Server::bind(&config)
         .await
