@@ -35,9 +35,11 @@ pub struct LiveState {
     /// The last validation: `running`, or its report as JSON.
     pub validation: Option<serde_json::Value>,
     pub validating: bool,
-    /// The store's rejects count and errors, read at most every 500 ms per job so that status
-    /// polls stay off the store while jobs write to it.
+    /// The store's rejects count and errors of a live job, refreshed in the background at most
+    /// every 500 ms, so that status polls never wait on the store while jobs write to it.
     pub store_cache: Option<(Instant, u64, Vec<String>)>,
+    /// A background read is refreshing `store_cache`.
+    pub store_refreshing: bool,
 }
 
 /// Every job of this process, and the limit on how many run at once.
@@ -93,6 +95,7 @@ impl JobManager {
                 validation: None,
                 validating: false,
                 store_cache: None,
+                store_refreshing: false,
             }),
         });
         self.jobs

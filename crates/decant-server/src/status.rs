@@ -1,5 +1,7 @@
 //! The status of a job: from memory while this process runs it, else from the control store.
 
+use std::sync::Arc;
+
 use decant_store::JobState;
 use serde::Serialize;
 
@@ -66,7 +68,7 @@ pub struct TableStatus {
 
 /// The status of `job`, from its live progress (memory only: fast while it loads) plus the
 /// store's error and reject counts.
-pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus, ApiError> {
+pub async fn job_status(manager: &JobManager, job: &Arc<LiveJob>) -> Result<JobStatus, ApiError> {
     let (state, staged, phase, tables, started, error, validating, validation) = {
         let inner = job.inner.lock().expect("job lock");
         (
@@ -111,27 +113,33 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
     };
     let eta_seconds = (live && rows_per_second > 0.0)
         .then(|| rows_estimated.saturating_sub(rows_done) as f64 / rows_per_second);
-    let cached = job
-        .inner
-        .lock()
-        .expect("job lock")
-        .store_cache
-        .clone()
-        .filter(|(at, _, _)| live && at.elapsed() < std::time::Duration::from_millis(500));
+    // A live job answers from the cache and, when it is older than 500 ms, refreshes it in the
+    // background: a status poll never waits on the store while ten jobs write to it. A finished
+    // job (or the first poll) reads the store, so its final counts are exact.
+    let cached = {
+        let mut inner = job.inner.lock().expect("job lock");
+        let stale = inner
+            .store_cache
+            .as_ref()
+            .is_none_or(|(at, _, _)| at.elapsed() >= std::time::Duration::from_millis(500));
+        if live && stale && inner.store_cache.is_some() && !inner.store_refreshing {
+            inner.store_refreshing = true;
+            let (manager, job) = (manager.clone(), job.clone());
+            tokio::spawn(async move {
+                let read = store_counts(&manager, &job.id).await;
+                let mut inner = job.inner.lock().expect("job lock");
+                inner.store_refreshing = false;
+                if let Ok((rejects, errors)) = read {
+                    inner.store_cache = Some((std::time::Instant::now(), rejects, errors));
+                }
+            });
+        }
+        inner.store_cache.clone().filter(|_| live)
+    };
     let (rejects, errors) = match cached {
         Some((_, rejects, errors)) => (rejects, errors),
         None => {
-            let rejects: u64 = manager.store.reject_counts(&job.id).await?.values().sum();
-            let errors: Vec<String> = manager
-                .store
-                .error_records(&job.id)
-                .await?
-                .into_iter()
-                .map(|e| match e.table_name {
-                    Some(t) => format!("{t}: {}", e.message),
-                    None => e.message,
-                })
-                .collect();
+            let (rejects, errors) = store_counts(manager, &job.id).await?;
             job.inner.lock().expect("job lock").store_cache =
                 Some((std::time::Instant::now(), rejects, errors.clone()));
             (rejects, errors)
@@ -175,6 +183,22 @@ pub async fn job_status(manager: &JobManager, job: &LiveJob) -> Result<JobStatus
         backups_expire_at: retention.backups_expire_at,
         finalized_at: retention.finalized_at,
     })
+}
+
+/// The job's quarantined records and error messages, from the store.
+async fn store_counts(manager: &JobManager, job: &str) -> Result<(u64, Vec<String>), ApiError> {
+    let rejects: u64 = manager.store.reject_counts(job).await?.values().sum();
+    let errors: Vec<String> = manager
+        .store
+        .error_records(job)
+        .await?
+        .into_iter()
+        .map(|e| match e.table_name {
+            Some(t) => format!("{t}: {}", e.message),
+            None => e.message,
+        })
+        .collect();
+    Ok((rejects, errors))
 }
 
 /// Per-table progress from `progress_tracking`, counting the chunks in `done_state`
