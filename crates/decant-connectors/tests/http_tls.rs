@@ -200,6 +200,7 @@ async fn read_all(source: &HttpSource, table: &Table) -> Vec<i64> {
             schema: schema.clone(),
             policies: Policies::default(),
             rejects: Default::default(),
+            filter: None,
         };
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(4);
         let collect = async {
