@@ -51,6 +51,8 @@ impl Service {
         };
         // Keep draining the log so that the service never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
+        // reqwest's rustls backend needs the process's crypto provider, even for http://.
+        decant_connectors::tls::install_crypto_provider();
         Service {
             child,
             base,
