@@ -524,3 +524,50 @@ fn the_example_json_plan_runs_into_sqlite() {
     assert!(rows[2].starts_with("3|<null>|0.99"), "{rows:?}");
     assert!(rows[2].ends_with("said \"urgent\""), "{rows:?}");
 }
+
+#[tokio::test]
+async fn numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let file = w.path().join("big.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"id\": 1, \"n\": 12.5, \"note\": \"12345678901234567890123 in text is fine\"}\n",
+            "{\"id\": 2, \"n\": 12345678901234567890123, \"note\": \"x\"}\n",
+            "{\"id\": 3, \"n\": 0.30000000000000004, \"note\": \"a double as a program prints it\"}\n",
+            "{\"id\": 4, \"n\": 0.1000000000000000055511151231257827, \"note\": \"y\"}\n",
+            "{\"id\": 5, \"n\": 18446744073709551615, \"note\": \"u64 max\"}\n",
+        ),
+    )
+    .unwrap();
+    let plan = w.plan(&file_url(&file), &dst.url, "[load]\nmax_rejects = 10\n");
+    assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
+    let d = dst.client().await;
+    assert_eq!(
+        rows(&d, "big", "id, n::text", "id").await,
+        ["1|12.5", "3|0.30000000000000004", "5|18446744073709551615"]
+    );
+    let quarantined = rejects(&w);
+    let got: Vec<(&str, &str)> = quarantined
+        .iter()
+        .map(|(loc, rule, ..)| (loc.as_str(), rule.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("big.jsonl:2", "inexact_number"),
+            ("big.jsonl:4", "inexact_number")
+        ]
+    );
+    assert!(
+        quarantined[0].2.contains("12345678901234567890123"),
+        "{quarantined:?}"
+    );
+    // The raw record is kept whole, digits and all, for a fix and a retry.
+    assert!(
+        quarantined[1]
+            .3
+            .contains("0.1000000000000000055511151231257827")
+    );
+}

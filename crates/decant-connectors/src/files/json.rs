@@ -144,6 +144,14 @@ pub(crate) fn parse_record(raw: &RawJson<'_>) -> Result<Map<String, Value>, Reco
             ),
         )
     })?;
+    if let Some(number) = inexact_number(text) {
+        return Err(RecordError::new(
+            "inexact_number",
+            format!(
+                "the number {number} has more digits than the JSON reader carries exactly (15 significant digits, or an integer within 64 bits); rather than load a rounded value, the record is quarantined"
+            ),
+        ));
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(RecordError::new(
@@ -164,6 +172,83 @@ pub(crate) fn parse_record(raw: &RawJson<'_>) -> Result<Map<String, Value>, Reco
             format!("not valid JSON: {e}"),
         )),
     }
+}
+
+/// The first number token of `text` (outside strings) that a JSON number of this build cannot
+/// carry exactly: parsed as an `f64` (or a 64-bit integer) and written back, its value would
+/// differ. `None` when every number is exact.
+fn inexact_number(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                if !exact_number(token) {
+                    return Some(token);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether `token` survives serde_json's number: an integer within i64 or u64, or a decimal
+/// whose nearest `f64`, written back in its shortest form, has the same value (`0.1`, and any
+/// double a program printed; not `0.1000000000000000055`, nor 23-digit integers). A malformed
+/// token counts as exact: the parser reports it.
+fn exact_number(token: &str) -> bool {
+    if !token.contains(['.', 'e', 'E'])
+        && (token.parse::<i64>().is_ok() || token.parse::<u64>().is_ok())
+    {
+        return true;
+    }
+    match token.parse::<f64>() {
+        Ok(v) if v.is_finite() => decimal_value(token) == decimal_value(&format!("{v}")),
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
+/// A decimal literal as (negative, significant digits, exponent): the value is
+/// `0.DIGITS × 10^exponent`; zero is `(false, "", 0)`.
+fn decimal_value(text: &str) -> (bool, String, i64) {
+    let (negative, t) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match t.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return (false, String::new(), 0);
+    }
+    let exp = int.len() as i64 + exponent - leading as i64;
+    (negative, significant.to_string(), exp)
 }
 
 /// JSON Lines and JSON array files as a source; see the module docs.
@@ -481,4 +566,33 @@ fn read_range(
             .map_err(|_| ConnectorError::ChannelClosed)?;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_a_double_cannot_carry_are_found() {
+        for exact in [
+            r#"{"a": 1, "b": -0.5, "c": 0.1, "d": 1e5, "e": 18446744073709551615}"#,
+            r#"{"a": 0.30000000000000004, "b": 1.2345678901234568e22, "c": 0, "d": -0.0}"#,
+            r#"{"s": "12345678901234567890123 in a string", "t": "a\" 99999999999999999999999", "u": 7}"#,
+        ] {
+            assert_eq!(inexact_number(exact), None, "{exact}");
+        }
+        assert_eq!(
+            inexact_number(r#"{"id": 1, "n": 12345678901234567890123}"#),
+            Some("12345678901234567890123")
+        );
+        assert_eq!(
+            inexact_number(r#"{"f": 0.1000000000000000055511151231257827}"#),
+            Some("0.1000000000000000055511151231257827")
+        );
+        assert_eq!(inexact_number(r#"{"tiny": 1e-400}"#), Some("1e-400"));
+        assert_eq!(
+            inexact_number(r#"{"x": [1, 2.50, 99999999999999999999.5]}"#),
+            Some("99999999999999999999.5")
+        );
+    }
 }
