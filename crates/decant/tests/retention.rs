@@ -5,124 +5,32 @@
 //! the jobs whose backups expired (a swap's backup and an upsert's pre-images).
 
 mod common;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 
-/// A `decant serve` process on a free port of 127.0.0.1 that sweeps for expired jobs every
-/// 200 ms.
-struct Service {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-}
-
 impl Service {
+    /// A service that sweeps for expired jobs every 200 ms; `store`: a `postgres://` control
+    /// store, `None` the SQLite file of the work dir.
     fn start(w: &Workdir, store: Option<&str>) -> Service {
-        let mut args = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log",
-            "info",
-            "--retention-sweep",
-            "200ms",
-        ];
+        let mut args = vec!["--retention-sweep", "200ms"];
         if let Some(url) = store {
             args.extend(["--store", url]);
         }
-        let mut child = w
-            .command(&args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn decant serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("decant serve ended before it listened")
-                .unwrap();
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining the log so that the service never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        // reqwest's rustls backend needs the process's crypto provider, even for http://.
-        decant_connectors::tls::install_crypto_provider();
-        Service {
-            child,
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn status(&self, job: &str) -> Value {
-        let (code, body) = self.get(&format!("/migration/status?job={job}")).await;
-        assert_eq!(code, 200, "status: {body}");
-        body
+        let mut svc = Service::spawn(w, &args);
+        svc.patience = Duration::from_secs(60);
+        svc
     }
 
     /// Initializes and runs `plan` to success; returns the job id.
     async fn run(&self, plan: Value) -> String {
-        let (code, body) = self.post("/migration/initialize", plan).await;
-        assert_eq!(code, 201, "initialize: {body}");
-        let job = body["job_id"].as_str().unwrap().to_string();
+        let job = self.initialize(plan).await;
         let (code, body) = self.post("/migration/run", json!({"job_id": job})).await;
         assert!((200..300).contains(&code), "run: {code} {body}");
         self.wait_for(&job, "succeeded", |s| s["state"] == "succeeded")
             .await;
         job
-    }
-
-    /// Polls the status until `done` holds, for at most a minute.
-    async fn wait_for(&self, job: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.status(job).await;
-            if done(&s) {
-                return s;
-            }
-            assert!(s["state"] != "failed", "job {job} failed: {s}");
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not reached in time: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 pub use decant_connectors::testkit::{MysqlTestDb, PgTestDb, SqliteTestDb};
 
+pub mod serve;
+pub use serve::Service;
+
 /// A temp dir holding a plan file and the control store of one test.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
