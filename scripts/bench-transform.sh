@@ -8,21 +8,7 @@
 #   BIN     a decant binary to use instead of building the release one
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROWS=${ROWS:-5000000}
-SHARED=${SHARED:-$(cd .. && pwd)/shared}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decant-target}"
-export PGOPTIONS="-c client_min_messages=warning"
-PG=postgres://root@127.0.0.1:5432
-SRC=bench_$ROWS
-if [[ -z ${BIN:-} ]]; then
-  cargo build --release -q -p decant
-  BIN=$CARGO_TARGET_DIR/release/decant
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-if [[ $(psql -At "$PG/$SRC" -c 'select count(*) from bench_orders' 2>/dev/null) != "$ROWS" ]]; then
-  ROWS=$ROWS PG_URL=$PG/$SRC MYSQL_DB= "$SHARED/bench/make-dataset.sh" >&2
-fi
+source scripts/bench-pg-orders.sh
 export DECANT_BENCH_MASK_KEY=bench-key
 # The filter and rules see the transformed values (upper-cased status), as docs/transform.md says.
 TRANSFORMS='
