@@ -151,13 +151,14 @@ pub trait Source: Send + Sync {
     /// Exact row count of a table.
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError>;
 
-    /// Exact count of a table's rows that meet `filter`, a condition in this source's SQL
-    /// (a pushed-down filter, see [`ReadRequest::filter`]). Only SQL sources can.
+    /// Exact counts of a table's rows, all and those that meet `filter` (a condition in this
+    /// source's SQL: a pushed-down filter, see [`ReadRequest::filter`]), in one scan. Only SQL
+    /// sources can.
     async fn count_rows_where(
         &self,
         table: &TableName,
         filter: &str,
-    ) -> Result<u64, ConnectorError> {
+    ) -> Result<(u64, u64), ConnectorError> {
         let _ = filter;
         Err(ConnectorError::Config(format!(
             "{table}: this source evaluates no SQL condition"

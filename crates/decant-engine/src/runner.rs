@@ -1298,14 +1298,16 @@ async fn execute(
         tokio::spawn(async move {
             let mut counts = Vec::with_capacity(names.len());
             for (n, pushed) in &names {
-                let all = source.count_rows(n).await?;
                 // With a pushed filter the chunks read only the rows that meet it; the same
-                // condition counts them, and the rest were filtered at the source.
-                let read = match pushed {
+                // condition counts them (in the same scan), and the rest were filtered at the
+                // source.
+                counts.push(match pushed {
                     Some(f) => source.count_rows_where(n, f).await?,
-                    None => all,
-                };
-                counts.push((all, read));
+                    None => {
+                        let all = source.count_rows(n).await?;
+                        (all, all)
+                    }
+                });
             }
             Ok::<_, ConnectorError>(counts)
         })

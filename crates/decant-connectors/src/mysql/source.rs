@@ -281,22 +281,27 @@ impl Source for MysqlSource {
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
-        self.count_rows_where(table, "TRUE").await
+        let mut conn = self.pool.get_conn().await?;
+        let n: Option<u64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM {}", qualified(table)))
+            .await?;
+        Ok(n.unwrap_or(0))
     }
 
     async fn count_rows_where(
         &self,
         table: &TableName,
         filter: &str,
-    ) -> Result<u64, ConnectorError> {
+    ) -> Result<(u64, u64), ConnectorError> {
         let mut conn = self.pool.get_conn().await?;
-        let n: Option<u64> = conn
+        // `(f) IS TRUE` counts a NULL condition as not met, as a WHERE does.
+        let n: Option<(u64, u64)> = conn
             .query_first(format!(
-                "SELECT COUNT(*) FROM {} WHERE {filter}",
+                "SELECT COUNT(*), CAST(COALESCE(SUM(({filter}) IS TRUE), 0) AS UNSIGNED) FROM {}",
                 qualified(table)
             ))
             .await?;
-        Ok(n.unwrap_or(0))
+        Ok(n.unwrap_or((0, 0)))
     }
 
     async fn scan_hazards(

@@ -356,25 +356,32 @@ impl Source for PostgresSource {
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
-        self.count_rows_where(table, "true").await
+        let row = self
+            .holder
+            .query_one(
+                &format!("SELECT count(*)::int8 FROM {}", qualified(table)),
+                &[],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
     }
 
     async fn count_rows_where(
         &self,
         table: &TableName,
         filter: &str,
-    ) -> Result<u64, ConnectorError> {
+    ) -> Result<(u64, u64), ConnectorError> {
         let row = self
             .holder
             .query_one(
                 &format!(
-                    "SELECT count(*)::int8 FROM {} WHERE {filter}",
+                    "SELECT count(*)::int8, (count(*) FILTER (WHERE {filter}))::int8 FROM {}",
                     qualified(table)
                 ),
                 &[],
             )
             .await?;
-        Ok(row.get::<_, i64>(0) as u64)
+        Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
     }
 }
 

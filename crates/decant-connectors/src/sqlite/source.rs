@@ -111,20 +111,34 @@ impl Source for SqliteSource {
     }
 
     async fn count_rows(&self, table: &TableName) -> Result<u64, ConnectorError> {
-        self.count_rows_where(table, "1").await
+        let (path, name) = (self.path.clone(), table.name.clone());
+        blocking(move || {
+            let conn = open_read(&path)?;
+            let n: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {}", q(&name)), [], |r| {
+                    r.get(0)
+                })?;
+            Ok(n.max(0) as u64)
+        })
+        .await
     }
 
     async fn count_rows_where(
         &self,
         table: &TableName,
         filter: &str,
-    ) -> Result<u64, ConnectorError> {
+    ) -> Result<(u64, u64), ConnectorError> {
         let (path, name) = (self.path.clone(), table.name.clone());
-        let sql = format!("SELECT count(*) FROM {} WHERE {filter}", q(&name));
+        // `(f) IS TRUE` counts a NULL condition as not met, as a WHERE does.
+        let sql = format!(
+            "SELECT count(*), coalesce(sum(({filter}) IS TRUE), 0) FROM {}",
+            q(&name)
+        );
         blocking(move || {
             let conn = open_read(&path)?;
-            let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
-            Ok(n.max(0) as u64)
+            let (all, meeting): (i64, i64) =
+                conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok((all.max(0) as u64, meeting.max(0) as u64))
         })
         .await
     }
