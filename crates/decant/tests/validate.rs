@@ -164,7 +164,7 @@ async fn identical_tables_match_and_the_outcome_is_recorded() {
     let chunks = keyed["chunks"].as_u64().unwrap();
     assert!(
         notes(&report, "public.keyed")
-            .contains(&format!("{chunks} of {chunks} chunks proven equal by digests computed in the databases (hash_record_extended)")),
+            .contains(&format!("{chunks} of {chunks} chunks proven equal by digests computed in the databases (each column's extended hash)")),
         "{keyed:#}"
     );
     assert!(notes(&report, "public.bag").contains("1 of 1 chunks proven equal"));
@@ -1109,7 +1109,7 @@ async fn in_place_digests_settle_equal_chunks_and_leave_differences_to_the_rows(
     let chunks = hashed["chunks"].as_u64().unwrap();
     assert!(
         notes(&report, "public.hashed").contains(&format!(
-            "{} of {chunks} chunks proven equal by digests computed in the databases (hash_record_extended); the others were read",
+            "{} of {chunks} chunks proven equal by digests computed in the databases (each column's extended hash); the others were read",
             chunks - 1
         )),
         "{hashed:#}"

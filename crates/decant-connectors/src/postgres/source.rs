@@ -327,7 +327,7 @@ impl Source for PostgresSource {
     }
 
     fn in_place_digest_family(&self) -> Option<&'static str> {
-        (self.version >= super::digest::MIN_VERSION).then_some("postgres-hash-record-extended")
+        (self.version >= super::digest::MIN_VERSION).then_some("postgres-extended-hashes")
     }
 
     async fn digest_in_place(

@@ -328,7 +328,7 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
             ""
         };
         notes.push(format!(
-            "{} of {units} chunks proven equal by digests computed in the databases (hash_record_extended){rest}",
+            "{} of {units} chunks proven equal by digests computed in the databases (each column's extended hash){rest}",
             t.in_place_units
         ));
     }
