@@ -1739,6 +1739,24 @@ side = "source"
         ]
     );
     assert_eq!(counts(&report, "public.accounts"), (189, 193, 0, 11));
+
+    // Without the lookup table on the target, the rule cannot be replayed: an error for the
+    // table, naming the rule and the table, not a guess.
+    dst.client()
+        .await
+        .batch_execute("DROP TABLE people")
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let accounts = table(&report, "public.accounts");
+    assert_eq!(accounts["outcome"], "error");
+    let error = accounts["error"].as_str().unwrap();
+    assert!(
+        error.contains("rule `person on target`")
+            && error.contains("the target has no table people"),
+        "{error}"
+    );
 }
 
 async fn customer_ids(db: &PgTestDb) -> Vec<i32> {
