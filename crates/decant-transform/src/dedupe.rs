@@ -32,8 +32,9 @@ pub(crate) struct CompiledDedupe {
     /// The primary key columns, in the stage batch, with their target names; true = integer.
     order: Vec<(usize, String, bool)>,
     pub(crate) step: usize,
-    /// Per key hash, the primary key of the row that loads (set by the scan).
-    winners: OnceLock<HashMap<u128, Vec<Ordinal>>>,
+    /// Per key hash, the primary key of the row that loads (set by the scan; shared with
+    /// other compilations of the table by [`TableTransform::share_decisions`]).
+    pub(crate) winners: Arc<OnceLock<HashMap<u128, Vec<Ordinal>>>>,
 }
 
 fn is_int(dt: &DataType) -> bool {
@@ -92,7 +93,7 @@ impl CompiledDedupe {
             key,
             order,
             step,
-            winners: OnceLock::new(),
+            winners: Arc::default(),
         })
     }
 

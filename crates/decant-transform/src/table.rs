@@ -602,6 +602,23 @@ impl TableTransform {
         })
     }
 
+    /// Makes this compilation decide rows by other rows as `from` does: the same dedupe
+    /// choice and reference keys, set once and shared, not copied. `from` must be compiled from
+    /// the same spec. Its `unique` rules keep their own keys: a fresh compilation (a re-read of
+    /// part of a table) sees only its own rows there.
+    pub fn share_decisions(&mut self, from: &TableTransform) {
+        if let (Some(mine), Some(theirs)) = (self.dedupe.as_mut(), from.dedupe.as_ref()) {
+            mine.winners = theirs.winners.clone();
+        }
+        for (mine, theirs) in self.rules.iter_mut().zip(&from.rules) {
+            if let (RuleEval::Reference(_, slot), RuleEval::Reference(_, keys)) =
+                (&mut mine.check, &theirs.check)
+            {
+                *slot = keys.clone();
+            }
+        }
+    }
+
     /// The steps, in the order their counts are reported.
     pub fn steps(&self) -> &[Step] {
         &self.steps

@@ -1480,3 +1480,292 @@ async fn a_column_policy_that_rewrote_values_is_replayed_on_the_source() {
         vec![d("changed", "2", &["happened"])]
     );
 }
+
+/// The report of the validation `decant run` ran itself (`validate.mode = "checksum"`).
+fn in_run_report(w: &Workdir) -> Value {
+    let db = rusqlite::Connection::open(w.state()).unwrap();
+    let text: String = db
+        .query_row(
+            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `(source_rows, target_rows, rows_filtered, rows_rejected)` of a table.
+fn counts(report: &Value, name: &str) -> (u64, u64, u64, u64) {
+    let t = table(report, name);
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("no {k} in {t:#}"));
+    (
+        n("source_rows"),
+        n("target_rows"),
+        n("rows_filtered"),
+        n("rows_rejected"),
+    )
+}
+
+#[tokio::test]
+async fn deduplicated_tables_are_compared_with_the_rows_the_run_kept() {
+    let src = PgTestDb::create().await;
+    // Keys repeat every 100 ids, spelled in capitals above 200 (folded by `expr`); two NULL
+    // keys, never duplicates. Chunks of 50 load in parallel.
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE customers (id int PRIMARY KEY, email text, name text);
+             INSERT INTO customers SELECT g,
+               CASE WHEN g > 200 THEN upper('u' || (g % 100) || '@x.org') ELSE 'u' || (g % 100) || '@x.org' END,
+               'n' || g
+             FROM generate_series(1, 300) g;
+             UPDATE customers SET email = NULL WHERE id IN (150, 250);
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    for (keep, filter, kept, loser) in [
+        // first: the smallest id per key that passes the filter (101 for key 1, as id 1 is
+        // filtered out); a loser is a later row of a kept key.
+        (
+            "first",
+            "where = \"id <> 1\"",
+            (2..=100).chain([101, 150, 250]).collect::<Vec<i32>>(),
+            201,
+        ),
+        // last: the largest id per key (key 50 has no capital twin: 50 is its only row). No
+        // filter: only the dedupe leaves rows out, and a plain count cannot know which.
+        ("last", "", (201..=300).chain([50, 150]).collect(), 101),
+    ] {
+        let filtered = if filter.is_empty() { 0 } else { 1 };
+        let dst = PgTestDb::create().await;
+        let w = Workdir::new();
+        let p = plan(
+            &w,
+            &src.url,
+            &dst.url,
+            &format!(
+                r#"[load]
+chunk_rows = 50
+parallelism = 3
+max_rejects = 1000
+[validate]
+mode = "checksum"
+[tables.customers]
+{filter}
+dedupe = {{ key = ["email"], keep = "{keep}" }}
+[tables.customers.columns.email]
+expr = "lower(email)"
+"#
+            ),
+        );
+        run(&w, &p);
+        assert_eq!(customer_ids(&dst).await.len(), kept.len(), "keep = {keep}");
+        let rejected = 300 - filtered - kept.len() as u64;
+        let expected = (kept.len() as u64, kept.len() as u64, filtered, rejected);
+        // The run's own validation compared the digests it took while loading.
+        let in_run = in_run_report(&w);
+        assert_eq!(in_run["outcome"], "match", "keep = {keep}: {in_run:#}");
+        // (Its `rows_filtered` leaves out the rows the filter pushed into the source's query
+        // never read, so it is not compared here.)
+        let (source, target, _, rejects) = counts(&in_run, "public.customers");
+        assert_eq!(
+            (source, target, rejects),
+            (expected.0, expected.1, expected.3),
+            "{keep}"
+        );
+
+        let (code, report) = validate(&w, &p, &[]);
+        assert_eq!(code, 0, "keep = {keep}: {report:#}");
+        assert_eq!(counts(&report, "public.customers"), expected, "{keep}");
+        let left_out = match filtered {
+            0 => String::new(),
+            n => format!("{n} left out by the plan's filter and "),
+        };
+        assert!(
+            notes(&report, "public.customers").contains(&format!(
+                "source rows {left_out}{rejected} rejected by its rules or as duplicates (dedupe) \
+                 (quarantined by the run, see `decant rejects`) are not expected on the target"
+            )),
+            "{report:#}"
+        );
+        let (code, report) = validate(&w, &p, &["--count-only"]);
+        assert_eq!(code, 0, "keep = {keep}: {report:#}");
+        assert_eq!(
+            table(&report, "public.customers")["source_rows"],
+            Value::from(kept.len()),
+        );
+
+        // A kept row deleted, a loser loaded after all (exactly as the source has it), a kept
+        // row changed.
+        let (deleted, changed) = (kept[10], kept[20]);
+        dst.client()
+            .await
+            .batch_execute(&format!(
+                "DELETE FROM customers WHERE id = {deleted};
+                 INSERT INTO customers (id, email, name)
+                   VALUES ({loser}, 'u{}@x.org', 'n{loser}');
+                 UPDATE customers SET name = 'someone' WHERE id = {changed};",
+                loser % 100
+            ))
+            .await
+            .unwrap();
+        let (code, report) = validate(&w, &p, &[]);
+        assert_eq!(code, 1, "keep = {keep}: {report:#}");
+        let mut want = vec![
+            d("changed", &changed.to_string(), &["name"]),
+            d("extra", &loser.to_string(), &[]),
+            d("missing", &deleted.to_string(), &[]),
+        ];
+        want.sort();
+        assert_eq!(diffs(&report, "public.customers"), want, "keep = {keep}");
+        assert_eq!(
+            counts(&report, "public.customers"),
+            expected,
+            "one row fewer and one more on the target"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reference_rules_are_replayed_against_the_target_and_the_source() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    // Person 5 is filtered out of the target: the target lookup rejects its accounts (4, 54,
+    // 104, 154), which a lookup in the source would keep; 7 and 8 point at no one; 9 is NULL
+    // and passes. Account 20's referrer exists nowhere (the source lookup rejects it), account
+    // 21's referrer is person 5 (in the source: kept).
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE people (id int PRIMARY KEY, name text);
+             INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 50) g;
+             CREATE TABLE accounts (id int PRIMARY KEY, person_id int, referrer_id int);
+             INSERT INTO accounts SELECT g, (g % 50) + 1, NULL FROM generate_series(1, 200) g;
+             UPDATE accounts SET person_id = 999 WHERE id IN (7, 8);
+             UPDATE accounts SET person_id = NULL WHERE id = 9;
+             UPDATE accounts SET referrer_id = 777 WHERE id = 20;
+             UPDATE accounts SET referrer_id = 5 WHERE id = 21;
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(
+        &w,
+        &src.url,
+        &dst.url,
+        r#"[load]
+chunk_rows = 50
+parallelism = 3
+max_rejects = 10
+[validate]
+mode = "checksum"
+[tables.people]
+where = "id <> 5"
+[[tables.accounts.rules]]
+name = "person on target"
+kind = "reference"
+column = "person_id"
+table = "people"
+key = "id"
+[[tables.accounts.rules]]
+name = "referrer in source"
+kind = "reference"
+column = "referrer_id"
+table = "people"
+key = "id"
+side = "source"
+"#,
+    );
+    run(&w, &p);
+    let in_run = in_run_report(&w);
+    assert_eq!(in_run["outcome"], "match", "{in_run:#}");
+    assert_eq!(counts(&in_run, "public.accounts"), (193, 193, 0, 7));
+
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(counts(&report, "public.accounts"), (193, 193, 0, 7));
+    assert_eq!(counts(&report, "public.people"), (49, 49, 1, 0));
+    let (code, report) = validate(&w, &p, &["--count-only"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(table(&report, "public.accounts")["source_rows"], 193);
+
+    // A loaded account deleted, a rejected one loaded after all (as the source has it), one
+    // changed.
+    dst.client()
+        .await
+        .batch_execute(
+            "DELETE FROM accounts WHERE id = 10;
+             INSERT INTO accounts (id, person_id, referrer_id) VALUES (54, 5, NULL);
+             UPDATE accounts SET person_id = 13 WHERE id = 11;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.accounts"),
+        vec![
+            d("changed", "11", &["person_id"]),
+            d("extra", "54", &[]),
+            d("missing", "10", &[]),
+        ]
+    );
+    assert!(diffs(&report, "public.people").is_empty());
+
+    // The lookup reads the target's people as they are now: with person 3 gone, its accounts
+    // (2, 52, 102, 152) are no longer expected, and show as extra.
+    dst.client()
+        .await
+        .batch_execute("DELETE FROM people WHERE id = 3")
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.people"),
+        vec![d("missing", "3", &[])]
+    );
+    assert_eq!(
+        diffs(&report, "public.accounts"),
+        vec![
+            d("changed", "11", &["person_id"]),
+            d("extra", "102", &[]),
+            d("extra", "152", &[]),
+            d("extra", "2", &[]),
+            d("extra", "52", &[]),
+            d("extra", "54", &[]),
+            d("missing", "10", &[]),
+        ]
+    );
+    assert_eq!(counts(&report, "public.accounts"), (189, 193, 0, 11));
+
+    // Without the lookup table on the target, the rule cannot be replayed: an error for the
+    // table, naming the rule and the table, not a guess.
+    dst.client()
+        .await
+        .batch_execute("DROP TABLE people")
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let accounts = table(&report, "public.accounts");
+    assert_eq!(accounts["outcome"], "error");
+    let error = accounts["error"].as_str().unwrap();
+    assert!(
+        error.contains("rule `person on target`")
+            && error.contains("the target has no table people"),
+        "{error}"
+    );
+}
+
+async fn customer_ids(db: &PgTestDb) -> Vec<i32> {
+    db.client()
+        .await
+        .query("SELECT id FROM customers ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, i32>(0))
+        .collect()
+}

@@ -10,6 +10,7 @@ mod digest;
 pub mod html;
 mod inrun;
 mod record;
+mod replay;
 mod report;
 mod rules;
 mod sql;
@@ -166,6 +167,16 @@ async fn validate_inner(
     )?;
     let catalog = source.introspect(&plan.source.schemas).await?;
     let mut job_plan = build_plan(plan, &catalog, source.dialect(), target_writer.as_ref())?;
+    // `reference` rules look up tables on the target as the run did: unqualified names in
+    // the plan's target schema, else the target's default.
+    let mut lookups = crate::reference::ReferenceLoader::new(
+        plan,
+        source.clone(),
+        plan.target
+            .schema
+            .clone()
+            .or(target_writer.default_schema()),
+    );
     drop(target_writer);
     for job in &mut job_plan.tables {
         if let Some((_, loaded)) = opts.loaded_into.iter().find(|(t, _)| *t == job.target.name) {
@@ -188,6 +199,12 @@ async fn validate_inner(
                 table::resolve(job, st, &target_catalog, source.as_ref(), target.as_ref()).await
             }
             None => Err(format!("{} vanished from the source's catalog", job.source)),
+        };
+        let resolved = match resolved {
+            Ok(c) => replay::prepare(job, &c, source.clone(), &mut lookups, plan, &progress)
+                .await
+                .map(|()| c),
+            Err(e) => Err(e),
         };
         let (check, error) = match resolved {
             Ok(c) => (Some(Arc::new(c)), None),
@@ -350,9 +367,15 @@ fn table_report(t: TableState, opts: &ValidateOptions) -> TableReport {
         left_out.push(format!("{} left out by the plan's filter", t.filtered));
     }
     if t.rejected > 0 {
+        let dedupes = t.job.transform.as_ref().is_some_and(|s| s.dedupe.is_some());
         left_out.push(format!(
-            "{} rejected by its rules (quarantined by the run, see `decant rejects`)",
-            t.rejected
+            "{} rejected by its rules{} (quarantined by the run, see `decant rejects`)",
+            t.rejected,
+            if dedupes {
+                " or as duplicates (dedupe)"
+            } else {
+                ""
+            }
         ));
     }
     if !left_out.is_empty() {

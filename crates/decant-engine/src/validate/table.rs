@@ -120,15 +120,18 @@ pub(crate) struct SourceTransform {
 
 impl SourceTransform {
     /// A fresh compilation for one re-read: `unique` rules then see only the rows of that
-    /// re-read, which for a rule on the key are all the rows of that key.
+    /// re-read, which for a rule on the key are all the rows of that key. Dedupe and
+    /// `reference` rules keep the whole table's decisions (`replay::prepare`).
     pub fn fresh(&self, schema: &SchemaRef) -> Result<Arc<TableTransform>, String> {
-        compile(&self.spec, schema).map(Arc::new)
+        let mut fresh = compile(&self.spec, schema)?;
+        fresh.share_decisions(&self.digests);
+        Ok(Arc::new(fresh))
     }
 
-    /// Whether rows can be left out (a `where` filter or row rules): the source's row count
-    /// then says nothing without reading the rows.
+    /// Whether rows can be left out (a `where` filter, row rules, dedupe): the source's row
+    /// count then says nothing without reading the rows.
     pub fn drops_rows(&self) -> bool {
-        self.spec.filter.is_some() || !self.spec.rules.is_empty()
+        self.spec.filter.is_some() || !self.spec.rules.is_empty() || self.spec.dedupe.is_some()
     }
 }
 
@@ -139,19 +142,6 @@ impl std::fmt::Debug for SourceTransform {
             .field("masked", &self.masked)
             .finish_non_exhaustive()
     }
-}
-
-/// A transform validation can replay chunk by chunk. `reference` rules and `dedupe` decide a
-/// row by other rows (a lookup table, the whole table's duplicates), which the run reads before
-/// it loads; validation does not read them yet, so it refuses such a table rather than guess.
-fn replayable(t: TableTransform) -> Result<TableTransform, String> {
-    if !t.references().is_empty() || t.needs_dedupe_scan() {
-        return Err(
-            "its `reference` rules or `dedupe` decide rows by other rows, which validation does not replay yet (docs/validation.md)"
-                .into(),
-        );
-    }
-    Ok(t)
 }
 
 fn compile(spec: &TransformSpec, schema: &SchemaRef) -> Result<TableTransform, String> {
@@ -430,9 +420,9 @@ pub(crate) async fn resolve(
     let source_schema: SchemaRef = Arc::new(Schema::new(source_fields));
     let transform = match &job.transform {
         Some(spec) => Some(SourceTransform {
-            digests: Arc::new(replayable(compile(spec, &source_schema).map_err(|e| {
+            digests: Arc::new(compile(spec, &source_schema).map_err(|e| {
                 format!("the plan's transforms cannot be replayed on the source: {e}")
-            })?)?),
+            })?),
             masked: spec
                 .outputs
                 .iter()
