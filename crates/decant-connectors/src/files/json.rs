@@ -144,13 +144,8 @@ pub(crate) fn parse_record(raw: &RawJson<'_>) -> Result<Map<String, Value>, Reco
             ),
         )
     })?;
-    if let Some(number) = inexact_number(text) {
-        return Err(RecordError::new(
-            "inexact_number",
-            format!(
-                "the number {number} has more digits than the JSON reader carries exactly (15 significant digits, or an integer within 64 bits); rather than load a rounded value, the record is quarantined"
-            ),
-        ));
+    if let Some(e) = inexact_number_error(text) {
+        return Err(e);
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
@@ -172,6 +167,18 @@ pub(crate) fn parse_record(raw: &RawJson<'_>) -> Result<Map<String, Value>, Reco
             format!("not valid JSON: {e}"),
         )),
     }
+}
+
+/// Why the JSON `text` (a record, or a whole response) cannot load exactly: it holds a number
+/// that parsing would round (`inexact_number`). `None` when every number is exact.
+pub(crate) fn inexact_number_error(text: &str) -> Option<RecordError> {
+    let number = inexact_number(text)?;
+    Some(RecordError::new(
+        "inexact_number",
+        format!(
+            "the number {number} has more digits than the JSON reader carries exactly (15 significant digits, or an integer within 64 bits); rather than load a rounded value, the record is quarantined"
+        ),
+    ))
 }
 
 /// The first number token of `text` (outside strings) that a JSON number of this build cannot

@@ -12,7 +12,7 @@
 mod csv;
 mod encode;
 mod input;
-mod json;
+pub(crate) mod json;
 mod json_records;
 pub(crate) mod json_values;
 mod parquet;
