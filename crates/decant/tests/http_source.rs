@@ -163,7 +163,8 @@ async fn users(
                 r#"{"id": 2, "n": 12345678901234567890123, "note": "x"}, "#,
                 r#"{"id": 3, "n": 0.30000000000000004, "note": "a double as a program prints it"}, "#,
                 r#"{"id": 4, "n": 0.1000000000000000055511151231257827, "note": "y"}, "#,
-                r#"{"id": 5, "n": 18446744073709551615, "note": "u64 max"}]}"#,
+                r#"{"id": 5, "n": 18446744073709551615, "note": "u64 max"}, "#,
+                r#"{"id": 6, "n": 1, "note": "a NUL \u0000 PostgreSQL text cannot hold"}]}"#,
             );
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
@@ -494,7 +495,7 @@ columns = { id = "int64" }
 }
 
 #[tokio::test]
-async fn api_numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
+async fn api_numbers_a_double_would_round_and_nul_bytes_are_quarantined() {
     let (_api, base) = serve(0).await;
     let dst = PgTestDb::create().await;
     let w = Workdir::new();
@@ -531,6 +532,7 @@ key = "id"
         [
             (format!("{page} #1"), "inexact_number"),
             (format!("{page} #3"), "inexact_number"),
+            (format!("{page} #5"), "nul_byte(note)"),
         ]
     );
     assert!(

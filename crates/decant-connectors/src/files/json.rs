@@ -533,7 +533,8 @@ fn read_range(
             request.chunk.range.describe()
         )));
     };
-    let rows = JsonRows::new(layout, &requested(layout, request)?, &s.shape, s.unknown);
+    let rows = JsonRows::new(layout, &requested(layout, request)?, &s.shape, s.unknown)
+        .reject_nul(&request.policies.reject_nul);
     let mut r = s.records(file, *start, *end, *line)?;
     let internal = |e: arrow_schema::ArrowError| ConnectorError::Internal(e.to_string());
     let mut builder =

@@ -14,7 +14,7 @@ use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
 use crate::files::json::inexact_number_error;
 use crate::files::json_values::{RecordError, json_cell};
-use crate::files::values::{Cell, ValueFormats, append};
+use crate::files::values::{Cell, ValueFormats, append, nul_byte_reject};
 use crate::traits::ReadRequest;
 
 /// Characters of a record kept in the quarantine.
@@ -188,7 +188,15 @@ pub fn append_page(
                 break;
             }
             match cell(v, &c.logical) {
-                Ok(x) => cells.push(x),
+                Ok(x) => {
+                    if request.policies.reject_nul.contains(&c.name)
+                        && let Some(nul) = nul_byte_reject(&c.name, &x, &c.logical)
+                    {
+                        failed = Some(nul);
+                        break;
+                    }
+                    cells.push(x)
+                }
                 Err(e) => {
                     failed = Some((
                         format!("bad_value({})", c.name),
