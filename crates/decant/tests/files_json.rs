@@ -586,6 +586,7 @@ async fn numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
             "{\"id\": 3, \"n\": 0.30000000000000004, \"note\": \"a double as a program prints it\"}\n",
             "{\"id\": 4, \"n\": 0.1000000000000000055511151231257827, \"note\": \"y\"}\n",
             "{\"id\": 5, \"n\": 18446744073709551615, \"note\": \"u64 max\"}\n",
+            "{\"id\": 6, \"n\": 394301.33835633675, \"note\": \"a parser off by an ulp would change it\"}\n",
         ),
     )
     .unwrap();
@@ -594,7 +595,12 @@ async fn numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
     let d = dst.client().await;
     assert_eq!(
         rows(&d, "big", "id, n::text", "id").await,
-        ["1|12.5", "3|0.30000000000000004", "5|18446744073709551615"]
+        [
+            "1|12.5",
+            "3|0.30000000000000004",
+            "5|18446744073709551615",
+            "6|394301.33835633675"
+        ]
     );
     let quarantined = rejects(&w);
     let got: Vec<(&str, &str)> = quarantined

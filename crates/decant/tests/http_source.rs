@@ -164,6 +164,7 @@ async fn users(
                 r#"{"id": 3, "n": 0.30000000000000004, "note": "a double as a program prints it"}, "#,
                 r#"{"id": 4, "n": 0.1000000000000000055511151231257827, "note": "y"}, "#,
                 r#"{"id": 5, "n": 18446744073709551615, "note": "u64 max"}, "#,
+                r#"{"id": 7, "n": 212918.90726713458, "note": "exact, parsed exactly"}, "#,
                 r#"{"id": 6, "n": 1, "note": "a NUL \u0000 PostgreSQL text cannot hold"}]}"#,
             );
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -511,7 +512,12 @@ key = "id"
     let d = dst.client().await;
     assert_eq!(
         rows(&d, "SELECT id || '|' || n::text FROM big ORDER BY id").await,
-        ["1|12.5", "3|0.30000000000000004", "5|18446744073709551615"]
+        [
+            "1|12.5",
+            "3|0.30000000000000004",
+            "5|18446744073709551615",
+            "7|212918.90726713458"
+        ]
     );
     let conn = rusqlite::Connection::open(w.state()).unwrap();
     let mut stmt = conn
@@ -532,7 +538,7 @@ key = "id"
         [
             (format!("{page} #1"), "inexact_number"),
             (format!("{page} #3"), "inexact_number"),
-            (format!("{page} #5"), "nul_byte(note)"),
+            (format!("{page} #6"), "nul_byte(note)"),
         ]
     );
     assert!(

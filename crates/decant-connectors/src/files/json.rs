@@ -598,6 +598,16 @@ mod tests {
             Some("0.1000000000000000055511151231257827")
         );
         assert_eq!(inexact_number(r#"{"tiny": 1e-400}"#), Some("1e-400"));
+        // The check assumes the parser reads a double exactly; without serde_json's
+        // float_roundtrip it reads this one an ulp off, and such values would load changed.
+        for t in [
+            "394301.33835633675",
+            "212918.90726713458",
+            "1.0715660391465826e-75",
+        ] {
+            let parsed: f64 = serde_json::from_str(t).unwrap();
+            assert_eq!(parsed, t.parse::<f64>().unwrap(), "{t}");
+        }
         assert_eq!(
             inexact_number(r#"{"x": [1, 2.50, 99999999999999999999.5]}"#),
             Some("99999999999999999999.5")
