@@ -15,8 +15,8 @@ pub async fn connect_source(url: &ConnectionUrl) -> Result<Arc<dyn Source>, Conn
     connect_source_with(url, None).await
 }
 
-/// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv` and `json`
-/// options apply to `file://` URLs and `http` options to `http://` ones.
+/// Opens a source for `url`; `source` is the plan's `[source]` section, whose `csv`, `json` and
+/// `parquet` options apply to `file://` URLs and `http` options to `http://` ones.
 pub async fn connect_source_with(
     url: &ConnectionUrl,
     source: Option<&SourceConfig>,
@@ -33,11 +33,16 @@ pub async fn connect_source_with(
         Dialect::Sqlite => Arc::new(sqlite::SqliteSource::open(url)?),
         Dialect::File => {
             let path = url.file_path().map_or("", |(p, _)| p);
-            if files::is_parquet_path(path) {
-                let table = csv
-                    .and_then(|c| c.table.as_deref())
-                    .or(json.and_then(|j| j.table.as_deref()));
-                Arc::new(files::ParquetSource::open(url, table)?)
+            let parquet = source.and_then(|s| s.parquet.as_ref());
+            // `[source.parquet]` says Parquet whatever the extensions; else the files do.
+            if parquet.is_some() || files::is_parquet_path(path) {
+                let mut options = parquet.cloned().unwrap_or_default();
+                if options.table.is_none() {
+                    options.table = csv
+                        .and_then(|c| c.table.clone())
+                        .or(json.and_then(|j| j.table.clone()));
+                }
+                Arc::new(files::ParquetSource::open(url, &options)?)
             } else if json.is_some() || csv.is_none() && files::is_json_path(path) {
                 // `[source.json]` says JSON whatever the extensions; else the files do.
                 Arc::new(files::JsonSource::open(url, json)?)

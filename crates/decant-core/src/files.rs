@@ -145,6 +145,20 @@ pub enum UnknownFields {
     Ignore,
 }
 
+/// How to read Parquet files (`[source.parquet]`). The schema comes from the files' metadata;
+/// a pinned column's values are converted as their text would be from a CSV file, and a value
+/// that does not fit is a reject. See docs/files.md.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParquetOptions {
+    /// The table's name (default: from the file name, or the glob with its wildcards removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Pinned logical types per column (`id = "int32"`, `day = "date"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+}
+
 /// How to read JSON Lines and JSON array files. Every key has a default; see docs/files.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -204,6 +204,11 @@ pub struct Policies {
     /// Where readers count the values they changed by policy (set per chunk by the runner).
     #[serde(skip)]
     pub changes: ChangeLog,
+    /// Columns whose text the target cannot hold with a NUL byte (PostgreSQL) and whose
+    /// `nul_byte` policy is `fail` (set by the planner). A reader with a quarantine (files, APIs)
+    /// rejects such a record, naming its place, instead of letting the target fail the chunk.
+    #[serde(skip)]
+    pub reject_nul: std::collections::BTreeSet<String>,
 }
 
 impl Policies {

@@ -57,6 +57,9 @@ pub struct SourceConfig {
     /// How to read JSON Lines and JSON array files (`file://` sources); see docs/files.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<crate::files::JsonOptions>,
+    /// How to read Parquet files (`file://` sources): the table's name and pinned types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parquet: Option<crate::files::ParquetOptions>,
     /// How to read an HTTP JSON API (`http://`, `https://` sources); see docs/http.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<crate::http::HttpOptions>,

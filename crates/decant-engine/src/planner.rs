@@ -45,6 +45,27 @@ pub struct TableJob {
 }
 
 impl TableJob {
+    /// The policies a reader of this table gets: the plan's, with every column's resolved set
+    /// and the columns whose NUL bytes make a record a reject (readers with a quarantine).
+    pub fn reader_policies(
+        &self,
+        plan: &decant_core::plan::Policies,
+    ) -> decant_core::plan::Policies {
+        decant_core::plan::Policies {
+            resolved: self.policies.clone(),
+            reject_nul: self
+                .checks
+                .iter()
+                .filter(|c| {
+                    c.check.kind == decant_core::hazard::HazardKind::NulByte
+                        && c.policy == decant_core::hazard::ValuePolicy::Fail
+                })
+                .map(|c| c.check.column.clone())
+                .collect(),
+            ..plan.clone()
+        }
+    }
+
     pub fn read_columns(&self) -> Vec<ReadColumn> {
         self.source_columns
             .iter()

@@ -291,10 +291,7 @@ impl TableRetry<'_> {
                     });
                 }
             }
-            let policies = decant_core::plan::Policies {
-                resolved: self.table.policies.clone(),
-                ..self.plan.policies.clone()
-            };
+            let policies = self.table.reader_policies(&self.plan.policies);
             crate::dedupe::scan(
                 self.source.clone(),
                 self.table,

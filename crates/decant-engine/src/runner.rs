@@ -1145,10 +1145,7 @@ async fn execute(
                     .find(|t| t.table.target.name.to_string() == *key)
             {
                 progress.set_phase("scanning for duplicates");
-                let policies = decant_core::plan::Policies {
-                    resolved: task.table.policies.clone(),
-                    ..plan.policies.clone()
-                };
+                let policies = task.table.reader_policies(&plan.policies);
                 let chunks = loaded.chunks.get(key).cloned().unwrap_or_default();
                 crate::dedupe::scan(
                     source.clone(),
@@ -1166,10 +1163,7 @@ async fn execute(
             .map(|task| {
                 let (source, target, failed) = (source.clone(), target.clone(), failed.clone());
                 let retries = plan.load.retries.max(1);
-                let policies = decant_core::plan::Policies {
-                    resolved: task.table.policies.clone(),
-                    ..plan.policies.clone()
-                };
+                let policies = task.table.reader_policies(&plan.policies);
                 let counters = counters.clone();
                 async move {
                     if failed.load(Ordering::Relaxed) {

@@ -192,6 +192,63 @@ async fn malformed_records_go_to_the_quarantine_with_line_and_reason() {
 }
 
 #[tokio::test]
+async fn a_nul_byte_bound_for_postgres_text_is_quarantined_and_the_rest_loads() {
+    let w = Workdir::new();
+    let csv = w.path().join("notes.csv");
+    std::fs::write(&csv, "id,note\n1,plain\n2,\"a\0b\"\n3,ok\n4,c\0\n5,last\n").unwrap();
+    let dst = PgTestDb::create().await;
+    let plan = w.plan(&file_url(&csv), &dst.url, "[load]\nmax_rejects = 10\n");
+    assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
+    let d = dst.client().await;
+    let loaded: Vec<String> = d
+        .query("SELECT id || '|' || note FROM notes ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(loaded, ["1|plain", "3|ok", "5|last"]);
+    let quarantined = rejects(&w);
+    let got: Vec<(&str, &str, &str)> = quarantined
+        .iter()
+        .map(|(loc, rule, _, record)| (loc.as_str(), rule.as_str(), record.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("notes.csv:3", "nul_byte(note)", "2,\"a\0b\""),
+            ("notes.csv:5", "nul_byte(note)", "4,c\0"),
+        ]
+    );
+    assert!(
+        quarantined[0].2.contains("NUL byte (0x00) at byte 1"),
+        "{quarantined:?}"
+    );
+    // Loaded + quarantined = the records in the file.
+    assert_eq!(loaded.len() + quarantined.len(), 5);
+
+    // A policy still decides for the whole column: `coerce` loads every record, NULs removed.
+    let w = Workdir::new();
+    let dst = PgTestDb::create().await;
+    let plan = w.plan(
+        &file_url(&csv),
+        &dst.url,
+        "[policies]\nnul_byte = \"coerce\"\n",
+    );
+    assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
+    let d = dst.client().await;
+    let loaded: Vec<String> = d
+        .query("SELECT id || '|' || note FROM notes ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(loaded, ["1|plain", "2|ab", "3|ok", "4|c", "5|last"]);
+    assert!(rejects(&w).is_empty());
+}
+
+#[tokio::test]
 async fn one_reject_too_many_fails_the_job_and_says_how_to_go_on() {
     let dst = PgTestDb::create().await;
     let w = Workdir::new();

@@ -526,6 +526,54 @@ fn the_example_json_plan_runs_into_sqlite() {
 }
 
 #[tokio::test]
+async fn a_nul_byte_bound_for_postgres_text_or_jsonb_is_quarantined() {
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let file = w.path().join("notes.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"id": 1, "note": "plain", "doc": {"k": "v"}}"#,
+            "\n",
+            r#"{"id": 2, "note": "a\u0000b", "doc": {"k": "v"}}"#,
+            "\n",
+            r#"{"id": 3, "note": "ok", "doc": {"k": "x\u0000"}}"#,
+            "\n",
+            r#"{"id": 4, "note": "an escaped \\u0000 is text", "doc": {"k": "\\u0000"}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let plan = w.plan(&file_url(&file), &dst.url, "[load]\nmax_rejects = 10\n");
+    assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
+    let d = dst.client().await;
+    assert_eq!(
+        rows(&d, "notes", "id, note, doc::text", "id").await,
+        [
+            r#"1|plain|{"k": "v"}"#,
+            r#"4|an escaped \u0000 is text|{"k": "\\u0000"}"#
+        ]
+    );
+    let quarantined = rejects(&w);
+    let got: Vec<(&str, &str)> = quarantined
+        .iter()
+        .map(|(loc, rule, ..)| (loc.as_str(), rule.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("notes.jsonl:2", "nul_byte(note)"),
+            ("notes.jsonl:3", "nul_byte(doc)")
+        ]
+    );
+    assert_eq!(
+        quarantined[1].3,
+        r#"{"id": 3, "note": "ok", "doc": {"k": "x\u0000"}}"#
+    );
+    assert_eq!(count(&d, "notes").await as usize + quarantined.len(), 4);
+}
+
+#[tokio::test]
 async fn numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
     let dst = PgTestDb::create().await;
     let w = Workdir::new();
@@ -538,6 +586,7 @@ async fn numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
             "{\"id\": 3, \"n\": 0.30000000000000004, \"note\": \"a double as a program prints it\"}\n",
             "{\"id\": 4, \"n\": 0.1000000000000000055511151231257827, \"note\": \"y\"}\n",
             "{\"id\": 5, \"n\": 18446744073709551615, \"note\": \"u64 max\"}\n",
+            "{\"id\": 6, \"n\": 394301.33835633675, \"note\": \"a parser off by an ulp would change it\"}\n",
         ),
     )
     .unwrap();
@@ -546,7 +595,12 @@ async fn numbers_a_double_would_round_are_quarantined_never_loaded_rounded() {
     let d = dst.client().await;
     assert_eq!(
         rows(&d, "big", "id, n::text", "id").await,
-        ["1|12.5", "3|0.30000000000000004", "5|18446744073709551615"]
+        [
+            "1|12.5",
+            "3|0.30000000000000004",
+            "5|18446744073709551615",
+            "6|394301.33835633675"
+        ]
     );
     let quarantined = rejects(&w);
     let got: Vec<(&str, &str)> = quarantined

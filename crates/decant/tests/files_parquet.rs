@@ -167,3 +167,233 @@ async fn parquet_row_groups_load_every_value_into_postgres() {
         .collect();
     assert_eq!(chunks, [4, 4, 2], "one chunk per row group");
 }
+
+/// A plan from `source` into `target` with `[source.parquet]` and `[load]` bodies.
+fn parquet_plan(w: &Workdir, source: &str, target: &str, parquet: &str, load: &str) -> String {
+    let path = w.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"test\"\n[load]\n{load}\n[source]\nurl = \"{source}\"\n[source.parquet]\n{parquet}\n[target]\nurl = \"{target}\"\n"
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The quarantined records of the run in `w`: (location, rule, reason, record).
+fn rejects(w: &Workdir) -> Vec<(String, String, String, String)> {
+    let conn = rusqlite::Connection::open(w.state()).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT location, rule, message, record FROM error_logs WHERE kind = 'reject' ORDER BY location",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Six rows in row groups of 3 and 3: numbers too big for int32, text that should be dates and
+/// decimals, and a NUL byte, among rows that fit.
+fn write_pinned(path: &std::path::Path) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("n", DataType::Int64, true),
+        Field::new("day", DataType::Utf8, true),
+        Field::new("amount", DataType::Utf8, true),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    type Row = (
+        i64,
+        Option<i64>,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    let rows: [Row; 6] = [
+        (1, Some(1), Some("2024-01-31"), Some("12.50"), Some("a")),
+        (
+            2,
+            Some(3_000_000_000),
+            Some("2024-01-31"),
+            Some("1"),
+            Some("b"),
+        ),
+        (3, None, Some("2024-02-30"), Some("2"), None),
+        (4, Some(4), Some("2024-03-01"), Some("1.234"), Some("c")),
+        (5, Some(5), None, None, Some("x\0y")),
+        (6, Some(-6), Some("2024-12-31"), Some("-0.5"), None),
+    ];
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+    for group in rows.chunks(3) {
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(
+                    group.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    group.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    group.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    group.iter().map(|r| r.3).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    group.iter().map(|r| r.4).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.flush().unwrap(); // one row group per batch
+    }
+    w.close().unwrap();
+}
+
+#[tokio::test]
+async fn pinned_types_convert_and_rows_that_do_not_fit_are_quarantined_with_their_row() {
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let file = w.path().join("pinned.parquet");
+    write_pinned(&file);
+    let url = format!("file://{}", file.display());
+    let pins = "columns = { n = \"int32\", day = \"date\", amount = \"decimal(8,2)\" }";
+    // Batches of 2 rows: a row's place counts the batches before it in its row group.
+    let plan = parquet_plan(&w, &url, &dst.url, pins, "max_rejects = 10\nbatch_rows = 2");
+    assert_success(&w.decant(&["run", "-q", &plan]));
+    let d = dst.client().await;
+
+    let types: Vec<String> = d
+        .query(
+            "SELECT attname::text || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'pinned'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "id bigint",
+            "n integer",
+            "day date",
+            "amount numeric(8,2)",
+            "note text"
+        ]
+    );
+    let loaded: Vec<String> = d
+        .query(
+            "SELECT concat_ws('|', id, n, day, amount, coalesce(note, '<null>')) FROM pinned ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        loaded,
+        ["1|1|2024-01-31|12.50|a", "6|-6|2024-12-31|-0.50|<null>"]
+    );
+
+    let quarantined = rejects(&w);
+    let got: Vec<(&str, &str, &str)> = quarantined
+        .iter()
+        .map(|(loc, rule, reason, _)| (loc.as_str(), rule.as_str(), reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "pinned.parquet: row group 0, row 1 (file row 1)",
+                "bad_value(n)",
+                "n (int32): 3000000000 is out of range for int32"
+            ),
+            (
+                "pinned.parquet: row group 0, row 2 (file row 2)",
+                "bad_value(day)",
+                "day (date): `2024-02-30` is not a date"
+            ),
+            (
+                "pinned.parquet: row group 1, row 0 (file row 3)",
+                "bad_value(amount)",
+                "amount (decimal(8,2)): `1.234` does not fit decimal(8,2) (it would be rounded)"
+            ),
+            (
+                "pinned.parquet: row group 1, row 1 (file row 4)",
+                "nul_byte(note)",
+                "note: a NUL byte (0x00) at byte 1 of the value, which PostgreSQL text and jsonb cannot hold; set policies.nul_byte = \"coerce\" (remove it) or \"null\" to load the record"
+            ),
+        ]
+    );
+    // The row as the file holds it, every column.
+    assert_eq!(
+        quarantined[0].3,
+        r#"{"id": "2", "n": "3000000000", "day": "2024-01-31", "amount": "1", "note": "b"}"#
+    );
+    assert_eq!(
+        quarantined[1].3,
+        r#"{"id": "3", "n": null, "day": "2024-02-30", "amount": "2", "note": null}"#
+    );
+    // Loaded + quarantined = the rows in the file (the run's proof checked it too).
+    assert_eq!(loaded.len() + quarantined.len(), 6);
+
+    // A pinned column the file does not have is an error that names it.
+    let w = Workdir::new();
+    let plan = parquet_plan(&w, &url, &dst.url, "columns = { nope = \"int32\" }", "");
+    let out = w.decant(&["run", "-q", &plan]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("source.parquet.columns.nope")
+            && err.contains("(it has id, n, day, amount, note)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_of_parquet_files_is_a_table_per_file() {
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let dir = w.path().join("exports");
+    std::fs::create_dir(&dir).unwrap();
+    write_parquet(&dir.join("events.parquet"));
+    write_pinned(&dir.join("more.parquet"));
+    std::fs::write(dir.join("README.md"), "not a table\n").unwrap();
+    let url = format!("file://{}/", dir.display());
+    // `more` holds a NUL byte: the one reject of the run.
+    let plan = w.plan(&url, &dst.url, "[load]\nmax_rejects = 1\n");
+    assert_success(&w.decant(&["run", "-q", plan.to_str().unwrap()]));
+    let d = dst.client().await;
+    let counts = d
+        .query_one(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM more)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.get::<_, i64>(0), counts.get::<_, i64>(1)),
+        (ROWS, 5)
+    );
+    let got: Vec<(String, String)> = rejects(&w)
+        .into_iter()
+        .map(|(loc, rule, ..)| (loc, rule))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "more.parquet: row group 1, row 1 (file row 4)".to_string(),
+            "nul_byte(note)".to_string()
+        )]
+    );
+}

@@ -154,6 +154,21 @@ async fn users(
                 .collect();
             Json(Value::Array(changed)).into_response()
         }
+        "exact" => {
+            // Written as text: a `Value` here would round the numbers before they are sent.
+            // The count in `meta` is no record: it rounds too, and rejects nothing.
+            let body = concat!(
+                r#"{"meta": {"total": 12345678901234567890123}, "items": ["#,
+                r#"{"id": 1, "n": 12.5, "note": "12345678901234567890123 in text is fine"}, "#,
+                r#"{"id": 2, "n": 12345678901234567890123, "note": "x"}, "#,
+                r#"{"id": 3, "n": 0.30000000000000004, "note": "a double as a program prints it"}, "#,
+                r#"{"id": 4, "n": 0.1000000000000000055511151231257827, "note": "y"}, "#,
+                r#"{"id": 5, "n": 18446744073709551615, "note": "u64 max"}, "#,
+                r#"{"id": 7, "n": 212918.90726713458, "note": "exact, parsed exactly"}, "#,
+                r#"{"id": 6, "n": 1, "note": "a NUL \u0000 PostgreSQL text cannot hold"}]}"#,
+            );
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -478,6 +493,63 @@ columns = { id = "int64" }
         rejects[1]
     );
     assert!(rejects[3].2.contains("surprise"), "{:?}", rejects[3]);
+}
+
+#[tokio::test]
+async fn api_numbers_a_double_would_round_and_nul_bytes_are_quarantined() {
+    let (_api, base) = serve(0).await;
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let tables = r#"
+[[source.http.tables]]
+name = "big"
+path = "/exact/users"
+records = "items"
+key = "id"
+"#;
+    let p = plan(&w, &base, &dst.url, "[load]\nmax_rejects = 10\n", tables);
+    assert_success(&decant(&w, &["run", "-q", &p], &[]).await);
+    let d = dst.client().await;
+    assert_eq!(
+        rows(&d, "SELECT id || '|' || n::text FROM big ORDER BY id").await,
+        [
+            "1|12.5",
+            "3|0.30000000000000004",
+            "5|18446744073709551615",
+            "7|212918.90726713458"
+        ]
+    );
+    let conn = rusqlite::Connection::open(w.state()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT location, rule, message, record FROM error_logs WHERE kind = 'reject' ORDER BY location")
+        .unwrap();
+    let rejects: Vec<(String, String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let page = format!("{base}/exact/users");
+    let got: Vec<(String, &str)> = rejects
+        .iter()
+        .map(|r| (r.0.clone(), r.1.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (format!("{page} #1"), "inexact_number"),
+            (format!("{page} #3"), "inexact_number"),
+            (format!("{page} #6"), "nul_byte(note)"),
+        ]
+    );
+    assert!(
+        rejects[0].2.contains("the number 12345678901234567890123"),
+        "{rejects:?}"
+    );
+    // The record as the API sent it, every digit, for a fix and a retry.
+    assert_eq!(
+        rejects[1].3,
+        r#"{"id": 4, "n": 0.1000000000000000055511151231257827, "note": "y"}"#
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::input::{self, Compression, Encoding};
 use super::records::{Fields, RecordReader, Syntax};
-use super::values::{Cell, Kind, ValueFormats, append, parse_cell, supported};
+use super::values::{Cell, Kind, ValueFormats, append, nul_byte_reject, parse_cell, supported};
 use super::{FileTable, blocking, file_chunk, find_table, tables_of};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
@@ -498,6 +498,11 @@ fn read_range(
         .iter()
         .map(|f| f.is_nullable())
         .collect();
+    let reject_nul: Vec<bool> = request
+        .columns
+        .iter()
+        .map(|c| request.policies.reject_nul.contains(&c.name))
+        .collect();
     let name = std::path::Path::new(file)
         .file_name()
         .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
@@ -558,8 +563,17 @@ fn read_range(
                     break;
                 }
             };
-            match parse_cell(text, &request.columns[i].logical, &s.formats) {
-                Ok(c) => cells.push(c),
+            let logical = &request.columns[i].logical;
+            match parse_cell(text, logical, &s.formats) {
+                Ok(c) => {
+                    if reject_nul[i]
+                        && let Some(nul) = nul_byte_reject(column, &c, logical)
+                    {
+                        failed = Some(nul);
+                        break;
+                    }
+                    cells.push(c)
+                }
                 Err(e) => {
                     failed = Some((
                         format!("bad_value({column})"),

@@ -59,7 +59,7 @@ fn write_iso_timestamp(out: &mut String, micros: i64, instant: bool) {
 }
 
 /// The text of one non-null value, shared by CSV and the string values of JSON Lines.
-fn write_value_text(array: &dyn Array, row: usize, out: &mut String) {
+pub(super) fn write_value_text(array: &dyn Array, row: usize, out: &mut String) {
     match array.data_type() {
         DataType::Boolean => out.push_str(if array.as_boolean().value(row) {
             "true"

@@ -7,13 +7,13 @@
 //! are JSON columns holding their compact JSON text.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use decant_core::LogicalType;
 use decant_core::files::UnknownFields;
 use serde_json::{Map, Value};
 
-use super::values::{Cell, Kind, ValueFormats, append, parse_cell};
+use super::values::{Cell, Kind, ValueFormats, append, nul_byte_reject, parse_cell};
 use crate::batch::BatchBuilder;
 
 /// Separator of the names of flattened nested keys (`customer.address` → `customer_address`).
@@ -268,6 +268,8 @@ pub struct JsonRows {
     /// Paths declared by the plan: the only columns that take a whole object when flattening.
     declared: HashSet<Vec<String>>,
     formats: ValueFormats,
+    /// Per requested column: a NUL byte in its text makes the record a reject.
+    reject_nul: Vec<bool>,
 }
 
 impl JsonRows {
@@ -297,7 +299,18 @@ impl JsonRows {
             known_top,
             formats: shape.formats.clone(),
             declared: shape.declared.iter().map(|(_, p)| p.clone()).collect(),
+            reject_nul: vec![false; requested.len()],
         }
+    }
+
+    /// Makes a NUL byte in the text of these columns a reject (`Policies::reject_nul`).
+    pub fn reject_nul(mut self, columns: &BTreeSet<String>) -> Self {
+        self.reject_nul = self
+            .requested
+            .iter()
+            .map(|c| columns.contains(&c.name))
+            .collect();
+        self
     }
 
     /// Appends `record` as one row, or leaves the builder untouched and says why not.
@@ -318,7 +331,7 @@ impl JsonRows {
             }
         }
         let mut cells: Vec<Cell<'_>> = Vec::with_capacity(self.requested.len());
-        for c in &self.requested {
+        for (c, &reject_nul) in self.requested.iter().zip(&self.reject_nul) {
             let mut v = lookup(record, &c.path).unwrap_or(&Value::Null);
             if self.flatten && v.is_object() && !self.declared.contains(&c.path) {
                 // Flattened: the object's keys are columns of their own (a key that held a
@@ -341,6 +354,10 @@ impl JsonRows {
                     format!("{} ({}): {e}", c.name, c.logical),
                 )
             })?;
+            if reject_nul && let Some((rule, reason)) = nul_byte_reject(&c.name, &cell, &c.logical)
+            {
+                return Err(RecordError::new(rule, reason));
+            }
             cells.push(cell);
         }
         for (i, cell) in cells.into_iter().enumerate() {

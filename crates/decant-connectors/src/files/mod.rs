@@ -12,10 +12,11 @@
 mod csv;
 mod encode;
 mod input;
-mod json;
+pub(crate) mod json;
 mod json_records;
 pub(crate) mod json_values;
 mod parquet;
+mod parquet_rows;
 mod records;
 mod target;
 pub(crate) mod values;
@@ -24,7 +25,6 @@ mod write;
 pub use csv::CsvSource;
 pub use json::JsonSource;
 pub use parquet::ParquetSource;
-pub(crate) use parquet::is_parquet_path;
 pub use target::FileTarget;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +63,8 @@ pub(crate) struct FileTable {
 pub(crate) const CSV_EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
 /// Extensions of files a directory contributes as JSON tables.
 pub(crate) const JSON_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json"];
+/// Extensions of files a directory contributes as Parquet tables.
+pub(crate) const PARQUET_EXTENSIONS: &[&str] = &["parquet"];
 
 /// The file name without `.gz`/`.zst` and without the format extension.
 fn stem(name: &str) -> &str {
@@ -85,11 +87,10 @@ fn is_table_file(path: &Path, extensions: &[&str]) -> bool {
     path.is_file() && extensions.contains(&inner.as_str())
 }
 
-/// Whether `path` names JSON files: a file, glob or directory whose files include JSON
-/// (`.jsonl`, `.ndjson`, `.json`, compressed or not) and no CSV.
-pub(crate) fn is_json_path(path: &str) -> bool {
+/// The files a `file://` path names: a glob's matches, a directory's entries, or the path.
+fn listed(path: &str) -> Vec<PathBuf> {
     let p = Path::new(path);
-    let files: Vec<PathBuf> = if has_glob(path) {
+    if has_glob(path) {
         glob::glob(path)
             .map(|g| g.filter_map(Result::ok).collect())
             .unwrap_or_default()
@@ -99,14 +100,37 @@ pub(crate) fn is_json_path(path: &str) -> bool {
             .unwrap_or_default()
     } else {
         vec![p.to_path_buf()]
-    };
-    let has = |exts: &[&str]| {
-        files.iter().any(|f| {
-            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            exts.contains(&stem_ext(name).to_ascii_lowercase().as_str())
-        })
-    };
-    has(JSON_EXTENSIONS) && !has(CSV_EXTENSIONS)
+    }
+}
+
+/// Whether any of `files` has one of the format `extensions` (under any compression).
+fn any_with(files: &[PathBuf], extensions: &[&str]) -> bool {
+    files.iter().any(|f| {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        extensions.contains(&stem_ext(name).to_ascii_lowercase().as_str())
+    })
+}
+
+/// Whether `path` names JSON files: a file, glob or directory whose files include JSON
+/// (`.jsonl`, `.ndjson`, `.json`, compressed or not) and no CSV.
+pub(crate) fn is_json_path(path: &str) -> bool {
+    let files = listed(path);
+    any_with(&files, JSON_EXTENSIONS) && !any_with(&files, CSV_EXTENSIONS)
+}
+
+/// Whether `path` names Parquet files: a path or glob ending in `.parquet`, or a directory
+/// holding `.parquet` files and no CSV or JSON file.
+pub(crate) fn is_parquet_path(path: &str) -> bool {
+    if path.to_ascii_lowercase().ends_with(".parquet") {
+        return true;
+    }
+    if has_glob(path) || !Path::new(path).is_dir() {
+        return false;
+    }
+    let files = listed(path);
+    any_with(&files, PARQUET_EXTENSIONS)
+        && !any_with(&files, CSV_EXTENSIONS)
+        && !any_with(&files, JSON_EXTENSIONS)
 }
 
 /// The format extension under any compression extension (`a.csv.gz` → `csv`).

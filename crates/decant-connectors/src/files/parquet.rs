@@ -3,6 +3,10 @@
 //!
 //! A row group's chunk is a `ChunkRange::FileBytes` whose `start`/`end` are the byte range of
 //! its column chunks in the file; `line` is the row group's number (1-based).
+//!
+//! `[source.parquet] columns` pins a column's type: its values are converted as their text
+//! would be from a CSV file, and a row with a value that does not fit is a reject
+//! (parquet_rows.rs), as is a row whose text holds a NUL byte the target cannot hold.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,6 +14,7 @@ use std::fs::File;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, TimeUnit};
 use async_trait::async_trait;
+use decant_core::files::ParquetOptions;
 use decant_core::{
     Catalog, ChunkRange, ChunkSpec, Column, ConnectionUrl, Dialect, LogicalType, Table, TableName,
 };
@@ -18,18 +23,17 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::ParquetMetaData;
 use tokio::sync::mpsc;
 
-use super::{FileTable, blocking, find_table, tables_of};
+use super::parquet_rows::{self, Failures, Place};
+use super::values::supported;
+use super::{FileTable, PARQUET_EXTENSIONS, blocking, find_table, tables_of};
 use crate::error::ConnectorError;
 use crate::traits::{ReadRequest, Source};
 
 /// Parquet files as a source; see the module docs.
 pub struct ParquetSource {
     tables: Vec<FileTable>,
-}
-
-/// True when a `file://` path names Parquet files (`.parquet`, or a glob ending so).
-pub(crate) fn is_parquet_path(path: &str) -> bool {
-    path.to_ascii_lowercase().ends_with(".parquet")
+    /// Pinned types by column name.
+    pinned: HashMap<String, LogicalType>,
 }
 
 fn perr(file: &str) -> impl Fn(parquet::errors::ParquetError) -> ConnectorError + '_ {
@@ -93,13 +97,27 @@ pub(crate) fn logical_of(t: &DataType) -> Option<LogicalType> {
 }
 
 impl ParquetSource {
-    /// Finds the files of `url` (one `.parquet` file or a glob of them; a glob is one table).
-    pub fn open(url: &ConnectionUrl, table: Option<&str>) -> Result<Self, ConnectorError> {
+    /// Finds the files of `url` (one `.parquet` file, a glob of them, which is one table, or a
+    /// directory, each file a table) and checks the pinned types.
+    pub fn open(url: &ConnectionUrl, options: &ParquetOptions) -> Result<Self, ConnectorError> {
         let (path, _query) = url
             .file_path()
             .ok_or_else(|| ConnectorError::Config(format!("{url}: expected file://PATH")))?;
+        let mut pinned = HashMap::new();
+        for (col, ty) in &options.columns {
+            let t: LogicalType = ty.parse().map_err(|e| {
+                ConnectorError::Config(format!("source.parquet.columns.{col}: {e}"))
+            })?;
+            if !supported(&t) {
+                return Err(ConnectorError::Config(format!(
+                    "source.parquet.columns.{col} = \"{ty}\": a pinned column is bool, an integer, float, decimal, text, json, date, time, timestamp, uuid or bytes"
+                )));
+            }
+            pinned.insert(col.clone(), t);
+        }
         Ok(ParquetSource {
-            tables: tables_of(path, table, &["parquet"])?,
+            tables: tables_of(path, options.table.as_deref(), PARQUET_EXTENSIONS)?,
+            pinned,
         })
     }
 
@@ -108,10 +126,25 @@ impl ParquetSource {
     }
 }
 
-fn infer_table(t: &FileTable) -> Result<Table, ConnectorError> {
+fn infer_table(
+    t: &FileTable,
+    pinned: &HashMap<String, LogicalType>,
+) -> Result<Table, ConnectorError> {
     let first = &t.files[0];
     let b = builder(first)?;
     let schema = b.schema().clone();
+    let mut missing: Vec<&String> = pinned
+        .keys()
+        .filter(|name| schema.field_with_name(name).is_err())
+        .collect();
+    missing.sort();
+    if let Some(name) = missing.first() {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        return Err(ConnectorError::Config(format!(
+            "source.parquet.columns.{name}: {first} has no such column (it has {})",
+            names.join(", ")
+        )));
+    }
     let mut columns = Vec::new();
     for f in schema.fields() {
         let logical = logical_of(f.data_type()).ok_or_else(|| {
@@ -125,7 +158,7 @@ fn infer_table(t: &FileTable) -> Result<Table, ConnectorError> {
         columns.push(Column {
             name: f.name().clone(),
             native_type: f.data_type().to_string(),
-            logical: Some(logical),
+            logical: Some(pinned.get(f.name()).cloned().unwrap_or(logical)),
             nullable: f.is_nullable(),
             default: None,
             auto_increment: false,
@@ -240,6 +273,26 @@ fn read_row_group(
                 .ok_or_else(|| ConnectorError::Config(format!("{file}: no column {}", c.name)))
         })
         .collect::<Result<Vec<usize>, _>>()?;
+    // Each requested column's type in the file; a column whose requested type differs is
+    // pinned, and converted value by value.
+    let natural = roots
+        .iter()
+        .map(|&r| {
+            let f = b.schema().field(r);
+            logical_of(f.data_type()).ok_or_else(|| {
+                ConnectorError::Config(format!(
+                    "{file}: column {} has type {}, which decant does not load",
+                    f.name(),
+                    f.data_type()
+                ))
+            })
+        })
+        .collect::<Result<Vec<LogicalType>, _>>()?;
+    let reject_nul: Vec<bool> = request
+        .columns
+        .iter()
+        .map(|c| request.policies.reject_nul.contains(&c.name))
+        .collect();
     let mask = ProjectionMask::roots(meta.file_metadata().schema_descr(), roots.clone());
     let reader = b
         .with_row_groups(vec![index])
@@ -254,33 +307,64 @@ fn read_row_group(
         .iter()
         .map(|r| sorted.binary_search(r).unwrap_or(0))
         .collect();
-    let internal = |e: arrow_schema::ArrowError| ConnectorError::Internal(e.to_string());
     let options = arrow_cast::CastOptions {
         safe: false,
         ..Default::default()
     };
+    let file_name = std::path::Path::new(file)
+        .file_name()
+        .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+    let mut at = Place {
+        file: &file_name,
+        row_group: index,
+        group_start: (0..index)
+            .map(|i| meta.row_group(i).num_rows().max(0) as u64)
+            .sum(),
+        batch_start: 0,
+    };
     let mut count = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| ConnectorError::Config(format!("{file}: {e}")))?;
+        let mut failures: Failures = vec![None; batch.num_rows()];
         let mut columns = Vec::with_capacity(place.len());
+        let mut shown = Vec::with_capacity(place.len());
         for (i, &p) in place.iter().enumerate() {
-            let want = request.schema.field(i).data_type();
+            let c = &request.columns[i];
+            // The file's values in decant's form of their own type: a lossless cast.
+            let own = natural[i].arrow_type();
             let col = batch.column(p);
-            columns.push(if col.data_type() == want {
+            let values = if col.data_type() == &own {
                 col.clone()
             } else {
-                arrow_cast::cast_with_options(col, want, &options).map_err(|e| {
-                    ConnectorError::Config(format!(
-                        "{file}: column {}: {e}",
-                        request.columns[i].name
-                    ))
+                arrow_cast::cast_with_options(col, &own, &options).map_err(|e| {
+                    ConnectorError::Config(format!("{file}: column {}: {e}", c.name))
                 })?
-            });
+            };
+            let out = if c.logical == natural[i] {
+                values.clone()
+            } else {
+                parquet_rows::convert(values.as_ref(), &c.name, &c.logical, &mut failures)?
+            };
+            if reject_nul[i] {
+                parquet_rows::find_nul(out.as_ref(), &c.name, &c.logical, &mut failures);
+            }
+            shown.push((c.name.clone(), values));
+            columns.push(out);
         }
-        let out = RecordBatch::try_new(request.schema.clone(), columns).map_err(internal)?;
+        let out = parquet_rows::keep_loadable(
+            &request.schema,
+            columns,
+            &shown,
+            failures,
+            &at,
+            &request.rejects,
+        )?;
+        at.batch_start += batch.num_rows() as u64;
         count += out.num_rows() as u64;
-        tx.blocking_send(out)
-            .map_err(|_| ConnectorError::ChannelClosed)?;
+        if out.num_rows() > 0 {
+            tx.blocking_send(out)
+                .map_err(|_| ConnectorError::ChannelClosed)?;
+        }
     }
     Ok(count)
 }
@@ -292,7 +376,7 @@ impl Source for ParquetSource {
     }
 
     async fn introspect(&self, _schemas: &[String]) -> Result<Catalog, ConnectorError> {
-        let tables = self.tables.clone();
+        let (tables, pinned) = (self.tables.clone(), self.pinned.clone());
         blocking(move || {
             let mut catalog = Catalog {
                 server_version: format!(
@@ -303,7 +387,7 @@ impl Source for ParquetSource {
                 ..Catalog::default()
             };
             for t in &tables {
-                catalog.tables.push(infer_table(t)?);
+                catalog.tables.push(infer_table(t, &pinned)?);
             }
             Ok(catalog)
         })
@@ -383,7 +467,7 @@ mod tests {
             true,
         )));
         assert_eq!(logical_of(&list), None);
-        assert!(is_parquet_path("data/*.PARQUET"));
-        assert!(!is_parquet_path("data/x.csv"));
+        assert!(crate::files::is_parquet_path("data/*.PARQUET"));
+        assert!(!crate::files::is_parquet_path("data/x.csv"));
     }
 }

@@ -335,6 +335,43 @@ pub fn parse_cell<'a>(
     })
 }
 
+/// The quarantine's rule and reason for a text value that holds a NUL byte, when the target
+/// cannot hold one (`Policies::reject_nul`); `None` when the value loads. A JSON column is
+/// refused for an escaped `\u0000` too: PostgreSQL's `jsonb` cannot hold that either.
+pub fn nul_byte_reject(column: &str, cell: &Cell<'_>, t: &LogicalType) -> Option<(String, String)> {
+    let Cell::Text(text) = cell else {
+        return None;
+    };
+    let at = match text.find('\0') {
+        Some(at) => at,
+        None if *t == LogicalType::Json => json_nul_escape(text)?,
+        None => return None,
+    };
+    Some((
+        format!("nul_byte({column})"),
+        format!(
+            "{column}: a NUL byte (0x00) at byte {at} of the value, which PostgreSQL text and jsonb cannot hold; set policies.nul_byte = \"coerce\" (remove it) or \"null\" to load the record"
+        ),
+    ))
+}
+
+/// The byte offset of a `\u0000` escape in JSON text (outside another escape).
+fn json_nul_escape(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'\\' {
+            if b[i + 1] == b'u' && b.get(i + 2..i + 6) == Some(&b"0000"[..]) {
+                return Some(i);
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
 /// Appends a parsed cell; the cell was parsed for this column's type, so this cannot fail
 /// but for an internal mismatch.
 pub fn append(builder: &mut ColumnBuilder, cell: Cell<'_>) -> Result<(), String> {
@@ -408,6 +445,22 @@ mod tests {
         };
         assert_eq!(Kind::of("12,50", &comma), Kind::Numeric);
         assert_eq!(Kind::of("12,50", &f), Kind::Text);
+    }
+
+    #[test]
+    fn nul_bytes_are_found_in_text_and_escaped_in_json() {
+        let text = |s: &'static str| Cell::Text(Cow::Borrowed(s));
+        let (rule, reason) = nul_byte_reject("note", &text("ab\0c"), &LogicalType::Text).unwrap();
+        assert_eq!(rule, "nul_byte(note)");
+        assert!(reason.contains("at byte 2"), "{reason}");
+        assert!(nul_byte_reject("note", &text("abc"), &LogicalType::Text).is_none());
+        assert!(nul_byte_reject("n", &Cell::Int(0), &LogicalType::Int32).is_none());
+        let json = LogicalType::Json;
+        assert!(nul_byte_reject("doc", &text(r#"{"a":"x\u0000"}"#), &json).is_some());
+        // An escaped backslash before `u0000` is text, not a NUL.
+        assert!(nul_byte_reject("doc", &text(r#"{"a":"x\\u0000"}"#), &json).is_none());
+        // In a text column the six characters are just text.
+        assert!(nul_byte_reject("t", &text(r#"x\u0000"#), &LogicalType::Text).is_none());
     }
 
     #[test]

@@ -24,11 +24,13 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// One response: the parsed body and the headers pagination needs.
+/// One response: the parsed body, its text (a number the parse rounded is found there) and
+/// the headers pagination needs.
 #[derive(Debug)]
 pub struct Response {
     pub url: Url,
     pub body: serde_json::Value,
+    pub text: String,
     pub headers: HeaderMap,
 }
 
@@ -198,15 +200,18 @@ impl ApiClient {
         }
         let headers = response.headers().clone();
         let final_url = response.url().clone();
-        let body = serde_json::from_slice(&body).map_err(|e| {
+        let not_json = |e: &dyn fmt::Display| {
             Attempt::Fail(config(format!(
                 "GET {}: the response is not JSON: {e}",
                 redact(url)
             )))
-        })?;
+        };
+        let text = String::from_utf8(body).map_err(|e| not_json(&e))?;
+        let body = serde_json::from_str(&text).map_err(|e| not_json(&e))?;
         Ok(Response {
             url: final_url,
             body,
+            text,
             headers,
         })
     }

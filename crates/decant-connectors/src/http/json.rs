@@ -1,17 +1,20 @@
 //! JSON records of an API: dotted paths into a body, and a page's records as rows of a batch
 //! (values converted by the JSON files' `json_values`), or rejects with their page, index and
-//! reason.
+//! reason. A record holding a number that parsing rounded is found in the response's text, by
+//! the JSON files' check, and quarantined whole.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow_array::RecordBatch;
 use decant_core::{LogicalType, Reject};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
-use crate::files::json_values::json_cell;
-use crate::files::values::{Cell, ValueFormats, append};
+use crate::files::json::inexact_number_error;
+use crate::files::json_values::{RecordError, json_cell};
+use crate::files::values::{Cell, ValueFormats, append, nul_byte_reject};
 use crate::traits::ReadRequest;
 
 /// Characters of a record kept in the quarantine.
@@ -54,6 +57,51 @@ pub fn take_records(body: &mut Value, path: &str) -> Result<Vec<Value>, String> 
     }
 }
 
+/// Records of a page that hold a number a double would round, by index: why, and the record's
+/// text as the API sent it (the parsed record has the rounded number).
+pub type InexactRecords = HashMap<usize, (RecordError, String)>;
+
+/// The records at `path` in the response `text` that hold a number parsing would round.
+pub fn inexact_records(text: &str, path: &str) -> Result<InexactRecords, String> {
+    // Almost every page has none: one scan of the whole text says so.
+    if inexact_number_error(text).is_none() {
+        return Ok(HashMap::new());
+    }
+    let records = raw_records(text, path)
+        .map_err(|e| format!("cannot find the records at `{path}` in the response's text: {e}"))?;
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| inexact_number_error(r.get()).map(|e| (i, (e, r.get().to_string()))))
+        .collect())
+}
+
+/// The records array at `path`, each record as its text (`take_records` over the raw text).
+fn raw_records<'a>(text: &'a str, path: &str) -> Result<Vec<&'a RawValue>, serde_json::Error> {
+    let mut place: &'a RawValue = serde_json::from_str(text)?;
+    for key in path.split('.').filter(|_| !path.is_empty()) {
+        let inner = place.get().trim_start();
+        let next = if inner.starts_with('{') {
+            // A repeated key: the last one counts, as in the parsed body.
+            let mut m: HashMap<String, &'a RawValue> = serde_json::from_str(inner)?;
+            m.remove(key)
+        } else if inner.starts_with('[') {
+            let a: Vec<&'a RawValue> = serde_json::from_str(inner)?;
+            key.parse::<usize>().ok().and_then(|i| a.get(i).copied())
+        } else {
+            None
+        };
+        match next {
+            Some(n) => place = n,
+            None => return Ok(vec![]),
+        }
+    }
+    if place.get() == "null" {
+        return Ok(vec![]);
+    }
+    serde_json::from_str(place.get())
+}
+
 fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -80,6 +128,7 @@ pub fn append_page(
     request: &ReadRequest,
     known: &HashSet<String>,
     records: &[Value],
+    inexact: &InexactRecords,
     page_url: &str,
 ) -> (u64, Result<Vec<RecordBatch>, ConnectorError>) {
     let mut batches = Vec::new();
@@ -99,6 +148,13 @@ pub fn append_page(
             record: record.to_string().chars().take(MAX_REJECT_CHARS).collect(),
             input: None,
         };
+        if let Some((e, text)) = inexact.get(&index) {
+            request.rejects.push(Reject {
+                record: text.chars().take(MAX_REJECT_CHARS).collect(),
+                ..reject(e.rule.clone(), e.reason.clone())
+            });
+            continue;
+        }
         let Value::Object(m) = record else {
             request.rejects.push(reject(
                 "malformed_record".into(),
@@ -132,7 +188,15 @@ pub fn append_page(
                 break;
             }
             match cell(v, &c.logical) {
-                Ok(x) => cells.push(x),
+                Ok(x) => {
+                    if request.policies.reject_nul.contains(&c.name)
+                        && let Some(nul) = nul_byte_reject(&c.name, &x, &c.logical)
+                    {
+                        failed = Some(nul);
+                        break;
+                    }
+                    cells.push(x)
+                }
                 Err(e) => {
                     failed = Some((
                         format!("bad_value({})", c.name),
@@ -190,6 +254,32 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(take_records(&mut json!([1, 2]), "").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn records_with_numbers_a_double_would_round_are_found_in_the_text() {
+        let text = r#" {"meta": {"total": 12345678901234567890123},
+            "data": {"items": [{"id": 1, "n": 0.5}, {"id": 2, "n": 12345678901234567890123},
+                               {"id": 3, "s": "99999999999999999999999"}]}} "#;
+        let found = inexact_records(text, "data.items").unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (e, raw) = &found[&1];
+        assert_eq!(e.rule, "inexact_number");
+        assert_eq!(raw, r#"{"id": 2, "n": 12345678901234567890123}"#);
+        assert!(
+            inexact_records(text, "meta")
+                .unwrap_err()
+                .contains("`meta`")
+        );
+        let array = r#"[{"a": 1e-400}, {"a": 1}, {"a": [7, 0.1000000000000000055]}]"#;
+        let mut keys: Vec<usize> = inexact_records(array, "").unwrap().into_keys().collect();
+        keys.sort();
+        assert_eq!(keys, [0, 2]);
+        assert!(
+            inexact_records(r#"{"x": 12345678901234567890123, "d": null}"#, "d")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::client::{ApiClient, redact};
-use super::json::{append_page, at_path, take_records};
+use super::json::{append_page, at_path, inexact_records, take_records};
 use super::paging::{Pager, with_params};
 use crate::batch::BatchBuilder;
 use crate::error::ConnectorError;
@@ -163,6 +163,7 @@ impl HttpSource {
             url: response.url,
             records,
             body: response.body,
+            text: response.text,
             headers: response.headers,
         })
     }
@@ -283,6 +284,8 @@ pub(super) struct Page {
     pub(super) url: Url,
     pub(super) records: Vec<Value>,
     pub(super) body: Value,
+    /// The response as the API sent it, where a number the parse rounded is still exact.
+    pub(super) text: String,
     pub(super) headers: reqwest::header::HeaderMap,
 }
 
@@ -361,12 +364,28 @@ impl Source for HttpSource {
             // Turning JSON into columns is CPU work: off the async workers, one page at a time.
             let (b, sent, batches) = {
                 let request = request.clone();
-                let records = page.records;
+                let (records, text) = (page.records, page.text);
                 let page_url = redact(&page.url);
                 let known = known.clone();
+                let path = t.def.records.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut b = builder;
-                    let r = append_page(&mut b, &request, &known, &records[..keep], &page_url);
+                    let inexact = match inexact_records(&text, &path) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            let e = ConnectorError::Internal(format!("GET {page_url}: {e}"));
+                            return (b, 0, Err(e));
+                        }
+                    };
+                    drop(text);
+                    let r = append_page(
+                        &mut b,
+                        &request,
+                        &known,
+                        &records[..keep],
+                        &inexact,
+                        &page_url,
+                    );
                     (b, r.0, r.1)
                 })
                 .await?
