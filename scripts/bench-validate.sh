@@ -7,6 +7,7 @@
 #   ROWS    rows in bench_orders (default 5000000)
 #   SHARED  the shared/ folder (default: ../shared beside this clone)
 #   PAIRS   which pairs (default "pg-pg mysql-pg")
+#   BIN     a decant binary to use instead of building the release one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-5000000}
@@ -18,8 +19,10 @@ PG=postgres://root@127.0.0.1:5432
 MY=mysql://root@127.0.0.1:3306
 SRC=bench_$ROWS
 command -v reladiff >/dev/null || pip install -q 'reladiff[postgresql,mysql]'
-cargo build --release -q -p decant
-BIN=$CARGO_TARGET_DIR/release/decant
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release -q -p decant
+  BIN=$CARGO_TARGET_DIR/release/decant
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [[ $(psql -At "$PG/$SRC" -c 'select count(*) from bench_orders' 2>/dev/null) != "$ROWS" ]] ||
