@@ -1481,6 +1481,63 @@ async fn a_column_policy_that_rewrote_values_is_replayed_on_the_source() {
     );
 }
 
+#[tokio::test]
+async fn values_a_hazard_policy_rewrote_in_the_engine_are_rewritten_on_the_source_too() {
+    use mysql_async::prelude::Queryable;
+    let (my, pg) = (MysqlTestDb::create().await, PgTestDb::create().await);
+    let mut c = my.conn().await;
+    c.query_drop(
+        "CREATE TABLE notes (id int PRIMARY KEY, body varchar(20) NULL);
+         INSERT INTO notes VALUES (1, 'plain'), (2, CONCAT('a', CHAR(0), 'b')), (3, NULL),
+           (4, CONCAT(CHAR(0), 'lead'));",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let w = Workdir::new();
+    // PostgreSQL text cannot hold NUL: the run removes it, as the plan says.
+    let p = plan(&w, &my.url, &pg.url, "[policies]\nnul_byte = \"coerce\"\n");
+    run(&w, &p);
+    let loaded: Vec<Option<String>> = pg
+        .client()
+        .await
+        .query("SELECT body FROM notes ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        loaded,
+        vec![
+            Some("plain".to_string()),
+            Some("ab".to_string()),
+            None,
+            Some("lead".to_string())
+        ]
+    );
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(
+        code, 0,
+        "the target holds what the policy made of the source: {report:#}"
+    );
+    pg.client()
+        .await
+        .batch_execute("UPDATE notes SET body = 'a b' WHERE id = 2")
+        .await
+        .unwrap();
+    let (code, report) = validate(&w, &p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        diffs(&report, "public.notes"),
+        vec![d("changed", "2", &["body"])]
+    );
+    assert_eq!(
+        changed_values(&report, "public.notes", "2", "body"),
+        (Value::from("ab"), Value::from("a b"))
+    );
+}
+
 /// The report of the validation `decant run` ran itself (`validate.mode = "checksum"`).
 fn in_run_report(w: &Workdir) -> Value {
     let db = rusqlite::Connection::open(w.state()).unwrap();

@@ -312,6 +312,27 @@ pub(crate) async fn scan(job: ScanJob, mut sink: Sink) -> Result<Scanned, ScanEr
         let mut state = RowState::default();
         let (mut filtered, mut rejected) = (0u64, 0u64);
         while let Some(batch) = rx.blocking_recv() {
+            // The values the run's hazard policies rewrote in the engine, rewritten alike
+            // before the transforms, as the run does.
+            let batch = match side {
+                Side::Source if !check.source_checks.is_empty() => {
+                    let mut changed = crate::policy::LocalCounts::new();
+                    crate::policy::apply(&batch, &check.source_checks, &mut changed).map_err(
+                        |(col, e)| {
+                            let name = batch
+                                .schema()
+                                .fields()
+                                .get(col)
+                                .map_or_else(String::new, |f| f.name().clone());
+                            ScanError::Convert(format!(
+                                "{}.{name} ({range}): a hazard policy cannot be applied: {e}",
+                                check.source
+                            ))
+                        },
+                    )?
+                }
+                _ => batch,
+            };
             let batch = match transform.as_mut() {
                 Some(run) => {
                     let applied = run.apply(&batch).map_err(|e| {

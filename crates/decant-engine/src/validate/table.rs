@@ -106,6 +106,9 @@ pub(crate) struct TableCheck {
     /// The source columns' hazard policies as the run resolved them (column → type → global),
     /// so that the source is read with the values the run wrote.
     pub source_policies: std::collections::BTreeMap<String, decant_core::hazard::PolicySet>,
+    /// The hazard checks whose policies the run applied to source batches in the engine
+    /// (`coerce` or `null` of a NUL byte, an overlong text, a NaN...), replayed likewise.
+    pub source_checks: Vec<crate::hazards::PlannedCheck>,
 }
 
 /// A table's transforms as validation replays them on the source side.
@@ -599,6 +602,7 @@ pub(crate) async fn resolve(
         notes,
         transform,
         source_policies: job.policies.clone(),
+        source_checks: job.checks.clone(),
     })
 }
 
