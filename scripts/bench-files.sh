@@ -11,6 +11,7 @@
 #   ROWS    rows in bench_orders (default 5000000)
 #   SHARED  the shared/ folder (default: ../shared beside this clone)
 #   PEERS   peers to time (default "psql-copy psql-copy-nokey pgloader")
+#   BIN     a decant binary to use instead of building the release one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-5000000}
@@ -21,8 +22,10 @@ PG=postgres://root@127.0.0.1:5432
 SRC=bench_$ROWS
 export PGOPTIONS="-c client_min_messages=warning"
 
-cargo build --release -q -p decant
-BIN=$CARGO_TARGET_DIR/release/decant
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release -q -p decant
+  BIN=$CARGO_TARGET_DIR/release/decant
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

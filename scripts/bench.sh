@@ -11,6 +11,7 @@
 #             mysql-pg-noscan  the same with policies.scan = "schema" (no data scan before the load)
 #             pg-pg-128mb      PostgreSQL -> PostgreSQL with --max-memory 128MB
 # Prints one line per run — "<name> <seconds> <peak RSS MB>" — then the ratios.
+#   BIN     a decant binary to use instead of building the release one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-5000000}
@@ -22,8 +23,10 @@ PG=postgres://root@127.0.0.1:5432
 SRC=bench_$ROWS
 export PGOPTIONS="-c client_min_messages=warning"
 
-cargo build --release -q -p decant
-BIN=$CARGO_TARGET_DIR/release/decant
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release -q -p decant
+  BIN=$CARGO_TARGET_DIR/release/decant
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
