@@ -7,6 +7,7 @@
 #   SHARED  the shared/ folder (default: ../shared beside this clone)
 #   CASES   decant runs (default "pg-pg mysql-pg mysql-pg-noscan pg-pg-128mb"):
 #             pg-pg            PostgreSQL -> PostgreSQL, defaults (planning scan on)
+#             pg-pg-noscan     the same with policies.scan = "schema" (not a default case)
 #             mysql-pg         MariaDB -> PostgreSQL, defaults (planning scan on)
 #             mysql-pg-noscan  the same with policies.scan = "schema" (no data scan before the load)
 #             pg-pg-128mb      PostgreSQL -> PostgreSQL with --max-memory 128MB
@@ -49,6 +50,7 @@ decant_run() { # case source-url [extra plan TOML] [extra flags...]
 for c in $CASES; do
   case $c in
     pg-pg) decant_run pg-pg "$PG/$SRC" ;;
+    pg-pg-noscan) decant_run pg-pg-noscan "$PG/$SRC" '[policies]\nscan = "schema"' ;;
     mysql-pg) decant_run mysql-pg "mysql://root@127.0.0.1:3306/$SRC" ;;
     mysql-pg-noscan) decant_run mysql-pg-noscan "mysql://root@127.0.0.1:3306/$SRC" '[policies]\nscan = "schema"' ;;
     pg-pg-128mb) decant_run pg-pg-128mb "$PG/$SRC" "" --max-memory 128MB ;;
@@ -60,6 +62,7 @@ ratio() { [[ -n ${secs[$1]:-} && -n ${secs[$2]:-} ]] && echo "$1 / $2 = $(echo "
 echo "--- ratios (lower is better for decant)"
 ratio decant-pg-pg pipe || true
 ratio decant-pg-pg pgcopydb || true
+ratio decant-pg-pg-noscan pipe || true
 ratio decant-mysql-pg pgloader || true
 ratio decant-mysql-pg-noscan pgloader || true
 ratio decant-pg-pg-128mb decant-pg-pg || true
