@@ -8,20 +8,6 @@ use std::path::Path;
 
 use common::*;
 
-/// The quarantined records of the run in `w`: (location, rule, reason, raw record).
-fn rejects(w: &Workdir) -> Vec<(String, String, String, String)> {
-    let conn = rusqlite::Connection::open(w.state()).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT location, rule, message, record FROM error_logs WHERE kind = 'reject' ORDER BY location",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 fn file_url(path: &Path) -> String {
     format!("file://{}", path.display())
 }

@@ -181,20 +181,6 @@ fn parquet_plan(w: &Workdir, source: &str, target: &str, parquet: &str, load: &s
     path.to_string_lossy().into_owned()
 }
 
-/// The quarantined records of the run in `w`: (location, rule, reason, record).
-fn rejects(w: &Workdir) -> Vec<(String, String, String, String)> {
-    let conn = rusqlite::Connection::open(w.state()).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT location, rule, message, record FROM error_logs WHERE kind = 'reject' ORDER BY location",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 /// Six rows in row groups of 3 and 3: numbers too big for int32, text that should be dates and
 /// decimals, and a NUL byte, among rows that fit.
 fn write_pinned(path: &std::path::Path) {

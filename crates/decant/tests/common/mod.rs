@@ -118,3 +118,17 @@ pub async fn mysql_digest(
     let row: Option<(i64, String)> = conn.query_first(sql).await.unwrap();
     row.unwrap()
 }
+
+/// The quarantined records of the run in `w`: (location, rule, reason, raw record).
+pub fn rejects(w: &Workdir) -> Vec<(String, String, String, String)> {
+    let conn = rusqlite::Connection::open(w.state()).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT location, rule, message, record FROM error_logs WHERE kind = 'reject' ORDER BY location",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
