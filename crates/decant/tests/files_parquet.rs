@@ -383,3 +383,59 @@ async fn a_directory_of_parquet_files_is_a_table_per_file() {
         )]
     );
 }
+
+#[tokio::test]
+async fn a_date64_value_that_is_not_a_whole_day_is_quarantined_not_cut() {
+    let dst = PgTestDb::create().await;
+    let w = Workdir::new();
+    let file = w.path().join("days.parquet");
+    let day = 86_400_000i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("d", DataType::Date64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(arrow_array::Date64Array::from(vec![
+                Some(day * 19_723),
+                Some(day * 19_723 + 3_600_000),
+                None,
+            ])),
+        ],
+    )
+    .unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let url = format!("file://{}", file.display());
+    let plan = parquet_plan(&w, &url, &dst.url, "", "max_rejects = 5");
+    assert_success(&w.decant(&["run", "-q", &plan]));
+    let loaded: Vec<String> = dst
+        .client()
+        .await
+        .query(
+            "SELECT concat_ws('|', id, coalesce(d::text, '<null>')) FROM days ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(loaded, ["1|2024-01-01", "3|<null>"]);
+    let got: Vec<(String, String, String)> = rejects(&w)
+        .into_iter()
+        .map(|(loc, rule, reason, _)| (loc, rule, reason))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "days.parquet: row group 0, row 1 (file row 1)".to_string(),
+            "bad_value(d)".to_string(),
+            "d (date): the date64 value 1704070800000 ms is not a whole day, and a date cannot hold its time of day".to_string()
+        )]
+    );
+}

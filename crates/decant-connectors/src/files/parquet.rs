@@ -333,6 +333,7 @@ fn read_row_group(
             // The file's values in decant's form of their own type: a lossless cast.
             let own = natural[i].arrow_type();
             let col = batch.column(p);
+            parquet_rows::find_partial_days(col.as_ref(), &c.name, &mut failures);
             let values = if col.data_type() == &own {
                 col.clone()
             } else {

@@ -1,5 +1,6 @@
 //! Rows of a Parquet batch that cannot load: values converted into a pinned type (as their text
-//! would be from a CSV file) that do not fit, and text with a NUL byte the target cannot hold.
+//! would be from a CSV file) that do not fit, `date64` values that are not whole days, and text
+//! with a NUL byte the target cannot hold.
 //! Such a row leaves the batch and goes to the quarantine with its file, row group and row.
 
 use std::borrow::Cow;
@@ -95,6 +96,27 @@ pub(super) fn find_nul(
         if failed.is_none() && strings.is_valid(row) {
             let cell = Cell::Text(Cow::Borrowed(strings.value(row)));
             *failed = nul_byte_reject(column, &cell, logical);
+        }
+    }
+}
+
+/// Marks the rows whose `date64` value (milliseconds) is not a whole day. Arrow's format says
+/// it must be, and the cast to a date would drop the time of day without a word.
+pub(super) fn find_partial_days(file_values: &dyn Array, column: &str, failures: &mut Failures) {
+    let DataType::Date64 = file_values.data_type() else {
+        return;
+    };
+    let ms = file_values.as_primitive::<arrow_array::types::Date64Type>();
+    for (row, failed) in failures.iter_mut().enumerate() {
+        if failed.is_none() && ms.is_valid(row) && ms.value(row).rem_euclid(86_400_000) != 0 {
+            *failed = Some((
+                format!("bad_value({column})"),
+                format!(
+                    "{column} (date): the date64 value {} ms is not a whole day, and a date \
+                     cannot hold its time of day",
+                    ms.value(row)
+                ),
+            ));
         }
     }
 }
@@ -209,6 +231,22 @@ mod tests {
         let out = convert(&raw, "s", &LogicalType::Text, &mut failures).unwrap();
         assert_eq!(out.as_string::<i32>().value(0), "ok");
         assert_eq!(failures[1].as_ref().unwrap().0, "invalid_encoding");
+    }
+
+    #[test]
+    fn date64_values_that_are_not_whole_days_are_found() {
+        let day = 86_400_000i64;
+        let ms = arrow_array::Date64Array::from(vec![Some(day * 3), Some(day * 3 + 1), None]);
+        let mut failures: Failures = vec![None; 3];
+        find_partial_days(&ms, "d", &mut failures);
+        assert_eq!(failures[0], None);
+        assert_eq!(failures[2], None);
+        let (rule, reason) = failures[1].clone().unwrap();
+        assert_eq!(rule, "bad_value(d)");
+        assert!(
+            reason.contains("259200001 ms is not a whole day"),
+            "{reason}"
+        );
     }
 
     #[test]
