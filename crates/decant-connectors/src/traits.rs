@@ -41,6 +41,17 @@ pub struct ReadRequest {
     pub filter: Option<String>,
 }
 
+impl ReadRequest {
+    /// Per requested column, whether a NUL byte in its text makes the record a reject
+    /// (`Policies::reject_nul`), for readers with a quarantine.
+    pub fn rejects_nul(&self) -> Vec<bool> {
+        self.columns
+            .iter()
+            .map(|c| self.policies.reject_nul.contains(&c.name))
+            .collect()
+    }
+}
+
 /// What a hazard check compares a value against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "bound", rename_all = "snake_case")]

@@ -498,11 +498,7 @@ fn read_range(
         .iter()
         .map(|f| f.is_nullable())
         .collect();
-    let reject_nul: Vec<bool> = request
-        .columns
-        .iter()
-        .map(|c| request.policies.reject_nul.contains(&c.name))
-        .collect();
+    let reject_nul = request.rejects_nul();
     let name = std::path::Path::new(file)
         .file_name()
         .map_or(file.clone(), |n| n.to_string_lossy().into_owned());

@@ -288,11 +288,7 @@ fn read_row_group(
             })
         })
         .collect::<Result<Vec<LogicalType>, _>>()?;
-    let reject_nul: Vec<bool> = request
-        .columns
-        .iter()
-        .map(|c| request.policies.reject_nul.contains(&c.name))
-        .collect();
+    let reject_nul = request.rejects_nul();
     let mask = ProjectionMask::roots(meta.file_metadata().schema_descr(), roots.clone());
     let reader = b
         .with_row_groups(vec![index])

@@ -140,6 +140,7 @@ pub fn append_page(
         .iter()
         .map(|f| f.is_nullable())
         .collect();
+    let reject_nul = request.rejects_nul();
     for (index, record) in records.iter().enumerate() {
         let reject = |rule: String, reason: String| Reject {
             location: format!("{page_url} #{index}"),
@@ -189,7 +190,7 @@ pub fn append_page(
             }
             match cell(v, &c.logical) {
                 Ok(x) => {
-                    if request.policies.reject_nul.contains(&c.name)
+                    if reject_nul[i]
                         && let Some(nul) = nul_byte_reject(&c.name, &x, &c.logical)
                     {
                         failed = Some(nul);

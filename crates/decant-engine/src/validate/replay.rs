@@ -45,10 +45,8 @@ pub(crate) async fn prepare(
             .iter()
             .flat_map(|u| u.source_chunks.iter().cloned())
             .collect();
-        let policies = decant_core::plan::Policies {
-            resolved: job.policies.clone(),
-            ..plan.policies.clone()
-        };
+        // The policies the run's own dedupe scan reads with.
+        let policies = job.reader_policies(&plan.policies);
         crate::dedupe::scan(
             source,
             job,
