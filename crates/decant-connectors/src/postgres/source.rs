@@ -28,6 +28,9 @@ pub struct PostgresSource {
     snapshot: String,
     /// `server_version_num`: in-place digests need 14 or later.
     version: i32,
+    /// Readers in the snapshot that ran a digest query and are free for the next one: a chunk's
+    /// digest is a few dozen milliseconds of work, a new backend a few more on top.
+    idle_digesters: std::sync::Mutex<Vec<Client>>,
 }
 
 impl PostgresSource {
@@ -49,6 +52,7 @@ impl PostgresSource {
             holder,
             snapshot,
             version: version.parse().unwrap_or(0),
+            idle_digesters: Default::default(),
         })
     }
 
@@ -70,13 +74,33 @@ impl PostgresSource {
         else {
             return Ok(None);
         };
-        let client = self.reader().await?;
+        let idle = self.idle_digesters.lock().ok().and_then(|mut v| v.pop());
+        let client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => {
+                let c = self.reader().await?;
+                // The planner cannot tell that a chunk's rows fall into a few hundred
+                // buckets; it expects a group per row and sorts the whole chunk, spilling
+                // its rows to disk, where hashing them into the buckets needs a few kB.
+                // Validation already runs `parallelism` chunks on each side at once: parallel
+                // workers per query would only add a process start each and crowd the cores.
+                c.batch_execute(
+                    "SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0",
+                )
+                .await?;
+                c
+            }
+        };
         let mut out = vec![InPlaceDigest::default(); buckets.map_or(1, |b| b.count.max(1))];
+        // A failed query leaves its transaction aborted: that reader is dropped, not reused.
         for row in client.query(&sql, &[]).await? {
             let (bucket, digest) =
                 super::digest::digest_from_row(&row).map_err(ConnectorError::Internal)?;
             let last = out.len() - 1;
             out[bucket.min(last)].merge(&digest);
+        }
+        if let Ok(mut idle) = self.idle_digesters.lock() {
+            idle.push(client);
         }
         Ok(Some(out))
     }
