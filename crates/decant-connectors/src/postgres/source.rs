@@ -179,15 +179,35 @@ impl Source for PostgresSource {
         let chunk_rows = chunk_rows.max(1);
         if let Some(key) = int_key {
             let k = quote_ident(Dialect::Postgres, &key);
+            // The bounds come from the key's index; the row count, which only sizes the
+            // chunks, from the planner's statistics when they are fresh (fewer rows changed
+            // since the last ANALYZE than a tenth of the table), else from counting, which
+            // reads the whole table.
             let row = self
                 .holder
                 .query_one(
-                    &format!("SELECT min({k})::int8, max({k})::int8, count(*)::int8 FROM {qname}"),
-                    &[],
+                    &format!(
+                        "SELECT min({k})::int8, max({k})::int8, \
+                                (SELECT CASE WHEN c.reltuples > 0 \
+                                              AND coalesce(s.n_mod_since_analyze, 0) <= c.reltuples / 10 \
+                                         THEN c.reltuples::int8 END \
+                                 FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid \
+                                 WHERE c.oid = $1::text::regclass) \
+                         FROM {qname}"
+                    ),
+                    &[&qname],
                 )
                 .await?;
-            let (min, max, count): (Option<i64>, Option<i64>, i64) =
+            let (min, max, estimate): (Option<i64>, Option<i64>, Option<i64>) =
                 (row.get(0), row.get(1), row.get(2));
+            let count = match estimate {
+                Some(n) => n,
+                None => self
+                    .holder
+                    .query_one(&format!("SELECT count(*)::int8 FROM {qname}"), &[])
+                    .await?
+                    .get(0),
+            };
             let (Some(min), Some(max)) = (min, max) else {
                 return Ok(vec![ChunkSpec {
                     id: "whole".into(),
