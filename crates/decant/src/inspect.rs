@@ -13,17 +13,17 @@ pub async fn inspect(url: &str, json: bool, schemas: &[String]) -> anyhow::Resul
         .with_context(|| format!("cannot open {url}"))?;
     let catalog = source.introspect(schemas).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&catalog)?);
+        outln!("{}", serde_json::to_string_pretty(&catalog)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{} — {} tables, {} views",
         catalog.server_version,
         catalog.tables.len(),
         catalog.views.len()
     );
     for t in &catalog.tables {
-        println!(
+        outln!(
             "\n{}  (~{} rows, {})",
             t.name,
             t.row_estimate,
@@ -52,7 +52,7 @@ pub async fn inspect(url: &str, json: bool, schemas: &[String]) -> anyhow::Resul
                 .map_or("UNKNOWN: needs a type override".to_string(), |l| {
                     l.to_string()
                 });
-            println!(
+            outln!(
                 "  {:<28} {:<32} {:<24} {}",
                 c.name,
                 c.native_type,
@@ -61,7 +61,7 @@ pub async fn inspect(url: &str, json: bool, schemas: &[String]) -> anyhow::Resul
             );
         }
         for u in &t.unique_keys {
-            println!("  unique {} ({})", u.name, u.columns.join(", "));
+            outln!("  unique {} ({})", u.name, u.columns.join(", "));
         }
         for i in &t.indexes {
             let extra = i
@@ -69,7 +69,7 @@ pub async fn inspect(url: &str, json: bool, schemas: &[String]) -> anyhow::Resul
                 .as_deref()
                 .map(|u| format!(" — not carried: {u}"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {}index {} ({}){extra}",
                 if i.unique { "unique " } else { "" },
                 i.name,
@@ -77,7 +77,7 @@ pub async fn inspect(url: &str, json: bool, schemas: &[String]) -> anyhow::Resul
             );
         }
         for fk in &t.foreign_keys {
-            println!(
+            outln!(
                 "  fk {} ({}) → {} ({})",
                 fk.name,
                 fk.columns.join(", "),
@@ -86,11 +86,11 @@ pub async fn inspect(url: &str, json: bool, schemas: &[String]) -> anyhow::Resul
             );
         }
         for ck in &t.checks {
-            println!("  check {}: {}", ck.name, ck.expression);
+            outln!("  check {}: {}", ck.name, ck.expression);
         }
     }
     for v in &catalog.views {
-        println!("\nview {} (listed, not migrated)", v.name);
+        outln!("\nview {} (listed, not migrated)", v.name);
     }
     Ok(ExitCode::SUCCESS)
 }

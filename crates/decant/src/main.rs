@@ -1,5 +1,15 @@
 //! The `decant` binary: inspect a database, plan and run a migration, resume after a crash.
 
+/// `println!` that does not panic when standard output is closed early (`decant validate … |
+/// head`): the command still finishes its work, writes its report and store records, and exits
+/// with its own code; only the lines nobody reads are dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod inspect;
 mod plan;
 mod preflight;

@@ -38,10 +38,10 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     }
     if json {
         let out = serde_json::json!({ "job": plan.job_name(), "tables": planned, "views_not_migrated": job.views_not_migrated, "warnings": job.warnings });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "job {}: {} → {}",
         plan.job_name(),
         plan.source_url()?,
@@ -54,7 +54,7 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "\n{}. {} → {}  ({} chunks, ~{} rows){exists}",
             i + 1,
             t.source,
@@ -67,21 +67,24 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 .max(t.row_estimate)
         );
         for (s, c) in t.source_columns.iter().zip(&t.target.columns) {
-            println!(
+            outln!(
                 "   {:<28} {:<30} → {:<28} {}",
-                s.name, s.native_type, c.name, c.native_type
+                s.name,
+                s.native_type,
+                c.name,
+                c.native_type
             );
         }
         for note in &t.notes {
-            println!("   note: {note}");
+            outln!("   note: {note}");
         }
         if let Some(f) = &p.filter {
             match &f.sql {
-                Some(sql) => println!("   where, in the source's query: {sql}"),
-                None => println!("   where: nothing the source can evaluate exactly"),
+                Some(sql) => outln!("   where, in the source's query: {sql}"),
+                None => outln!("   where: nothing the source can evaluate exactly"),
             }
             for e in &f.engine {
-                println!("   where, in the engine only: {e}");
+                outln!("   where, in the engine only: {e}");
             }
         }
         for stmt in t
@@ -92,14 +95,14 @@ pub async fn plan(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             .chain(&t.ddl.foreign_keys)
             .chain(&t.ddl.sequences)
         {
-            println!("   {};", stmt.replace('\n', "\n   "));
+            outln!("   {};", stmt.replace('\n', "\n   "));
         }
     }
     for v in &job.views_not_migrated {
-        println!("\nview {v}: listed, not migrated");
+        outln!("\nview {v}: listed, not migrated");
     }
     for w in &job.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,32 +21,32 @@ pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let report = scan(&job, &catalog, source.as_ref(), mode, &plan.load).await?;
     let blocking = report.blocking().len();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for t in &report.tables {
-            println!(
+            outln!(
                 "{} → {}  (~{} rows, {})",
                 t.table,
                 t.target,
                 t.row_estimate,
                 crate::render::bytes(t.size_bytes)
             );
-            println!("  key: {}", t.key);
-            println!("  chunking: {}", t.chunking);
+            outln!("  key: {}", t.key);
+            outln!("  chunking: {}", t.chunking);
             for l in &t.lossy_mappings {
-                println!("  lossy: {l}");
+                outln!("  lossy: {l}");
             }
             for g in &t.generated_columns {
-                println!("  generated column: {g}");
+                outln!("  generated column: {g}");
             }
             for a in &t.auto_increment {
-                println!("  auto-increment: {a}");
+                outln!("  auto-increment: {a}");
             }
             for u in &t.unchecked {
-                println!("  not checked in SQL (caught during the load): {u}");
+                outln!("  not checked in SQL (caught during the load): {u}");
             }
         }
-        println!(
+        outln!(
             "estimate: {:.1}s, peak memory {} ({})",
             report.estimate.seconds,
             crate::render::bytes(report.estimate.peak_memory_bytes),
@@ -59,13 +59,13 @@ pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 .join(", ")
         );
         for s in &report.schema {
-            println!("schema: {s}");
+            outln!("schema: {s}");
         }
         if report.findings.is_empty() {
-            println!("\nno data hazards found ({:?} scan)", report.scan);
+            outln!("\nno data hazards found ({:?} scan)", report.scan);
         }
         for f in &report.findings {
-            println!(
+            outln!(
                 "\n{} {}.{}: {} rows; sample keys: {}\n  policy: {:?}{}",
                 f.kind,
                 f.table,
@@ -81,9 +81,7 @@ pub async fn preflight(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             );
         }
         if blocking > 0 {
-            println!(
-                "\n{blocking} hazard(s) without a policy: `decant run` would refuse to start."
-            );
+            outln!("\n{blocking} hazard(s) without a policy: `decant run` would refuse to start.");
         }
     }
     Ok(if blocking > 0 {

@@ -144,10 +144,10 @@ async fn retry(job_id: &str, plan: &Path, flags: &Flags) -> anyhow::Result<ExitC
         }
     };
     if flags.format == Format::Jsonl {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
         for t in &report.tables {
-            println!(
+            outln!(
                 "{}: {} loaded, {} still rejected, {} filtered out, {} not retried{}",
                 t.table,
                 t.loaded + t.settled,
@@ -161,11 +161,11 @@ async fn retry(job_id: &str, plan: &Path, flags: &Flags) -> anyhow::Result<ExitC
                 }
             );
             for n in &t.notes {
-                println!("  {n}");
+                outln!("  {n}");
             }
         }
         if report.tables.is_empty() {
-            println!("job {job_id}: the quarantine is empty");
+            outln!("job {job_id}: the quarantine is empty");
         }
     }
     let left: u64 = report

@@ -130,7 +130,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// The final summary, one line per table.
 pub fn print_summary(s: &RunSummary) {
-    println!(
+    outln!(
         "{} job {}: {} tables, {} rows, {} in {:.1}s ({:.0} rows/s), {} rejects{}",
         if matches!(s.state.as_str(), "succeeded" | "extracted" | "transformed") {
             "✓"
@@ -147,7 +147,7 @@ pub fn print_summary(s: &RunSummary) {
         if s.resumed { " (resumed)" } else { "" }
     );
     if let Some(e) = &s.estimate {
-        println!(
+        outln!(
             "  estimate before the run: {:.1}s and {} peak memory; took {:.1}s",
             e.seconds,
             bytes(e.peak_memory_bytes),
@@ -155,7 +155,7 @@ pub fn print_summary(s: &RunSummary) {
         );
     }
     if s.state != "succeeded" {
-        println!("  {}; the target is untouched", s.state);
+        outln!("  {}; the target is untouched", s.state);
     }
     for t in &s.tables {
         let resumed = if t.chunks_resumed > 0 {
@@ -163,9 +163,13 @@ pub fn print_summary(s: &RunSummary) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "  {} → {}: {} rows ({}, source {}){resumed}",
-            t.source, t.target, t.rows_written, t.decision, t.source_rows
+            t.source,
+            t.target,
+            t.rows_written,
+            t.decision,
+            t.source_rows
         );
         if t.rows_rejected > 0 || t.rows_filtered > 0 {
             let at_source = if t.rows_filtered_at_source > 0 {
@@ -176,35 +180,46 @@ pub fn print_summary(s: &RunSummary) {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "    {} rejected (decant rejects {}), {} filtered by where{at_source}",
-                t.rows_rejected, s.job_id, t.rows_filtered
+                t.rows_rejected,
+                s.job_id,
+                t.rows_filtered
             );
         }
         for step in &t.transforms {
-            println!(
+            outln!(
                 "    {} {}: seen {}, changed {}, rejected {}, warned {}",
-                step.kind, step.name, step.seen, step.changed, step.rejected, step.warned
+                step.kind,
+                step.name,
+                step.seen,
+                step.changed,
+                step.rejected,
+                step.warned
             );
         }
         for n in &t.notes {
-            println!("    note: {n}");
+            outln!("    note: {n}");
         }
     }
     if let Some(v) = &s.validation {
-        println!("  validation: {v}");
+        outln!("  validation: {v}");
     }
     for c in &s.policy_changes {
-        println!(
+        outln!(
             "  policy {:?} changed {} value(s) of {}.{} ({})",
-            c.policy, c.values, c.table, c.column, c.kind
+            c.policy,
+            c.values,
+            c.table,
+            c.column,
+            c.kind
         );
     }
     for v in &s.views_not_migrated {
-        println!("  view {v}: not migrated");
+        outln!("  view {v}: not migrated");
     }
     for w in &s.warnings {
-        println!("  warning: {w}");
+        outln!("  warning: {w}");
     }
 }
 

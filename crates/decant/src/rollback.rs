@@ -14,18 +14,18 @@ pub async fn rollback(
     match decant_engine::rollback(state, job, force).await {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for t in &report.tables {
                     match t.rows_deleted {
-                        Some(n) => println!("{}: {} ({n} rows)", t.table, t.action),
-                        None => println!("{}: {}", t.table, t.action),
+                        Some(n) => outln!("{}: {} ({n} rows)", t.table, t.action),
+                        None => outln!("{}: {}", t.table, t.action),
                     }
                 }
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("job {} rolled back", report.job_id);
+                outln!("job {} rolled back", report.job_id);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -40,12 +40,12 @@ pub async fn finalize(state: &Path, job: &str, json: bool) -> anyhow::Result<Exi
     match decant_engine::finalize(state, job).await {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for t in &report.dropped {
-                    println!("dropped {t}");
+                    outln!("dropped {t}");
                 }
-                println!(
+                outln!(
                     "job {} finalized; it can no longer be rolled back",
                     report.job_id
                 );
@@ -75,9 +75,9 @@ pub async fn finalize_expired(state: &Path, json: bool) -> anyhow::Result<ExitCo
             Ok(report) => {
                 if !json {
                     for t in &report.dropped {
-                        println!("dropped {t}");
+                        outln!("dropped {t}");
                     }
-                    println!("job {job} finalized: its backups expired");
+                    outln!("job {job} finalized: its backups expired");
                 }
                 reports.push(report);
             }
@@ -88,9 +88,9 @@ pub async fn finalize_expired(state: &Path, json: bool) -> anyhow::Result<ExitCo
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
     } else if reports.is_empty() && !failed {
-        println!("no job's backups have expired");
+        outln!("no job's backups have expired");
     }
     Ok(if failed {
         ExitCode::FAILURE

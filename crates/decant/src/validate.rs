@@ -67,7 +67,7 @@ pub async fn validate(path: &Path, flags: Flags) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write the HTML report to {}", file.display()))?;
     }
     if flags.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_summary(&report);
     }
@@ -92,7 +92,7 @@ fn rows(v: Option<u64>) -> String {
 
 fn print_table(t: &TableReport) {
     let (m, e, c) = t.counts();
-    println!(
+    outln!(
         "{} {} → {}: rows {}/{}, {} chunks compared ({} differing), {m} missing, {e} extra, {c} changed, {:.2}s",
         mark(t.outcome),
         t.source_table,
@@ -104,7 +104,7 @@ fn print_table(t: &TableReport) {
         t.duration_secs
     );
     if let Some(err) = &t.error {
-        println!("    error: {err}");
+        outln!("    error: {err}");
     }
     for d in t.differences.iter().take(SHOWN_PER_TABLE) {
         let key = if t.key_columns.is_empty() {
@@ -119,9 +119,9 @@ fn print_table(t: &TableReport) {
                 .collect();
             parts.join(", ")
         };
-        println!("    {:<8} {key}", d.kind.as_str());
+        outln!("    {:<8} {key}", d.kind.as_str());
         for col in &d.columns {
-            println!(
+            outln!(
                 "             {}: {} → {}",
                 col.column,
                 show(&col.source),
@@ -130,7 +130,7 @@ fn print_table(t: &TableReport) {
         }
     }
     if t.differences.len() > SHOWN_PER_TABLE || t.differences_truncated {
-        println!(
+        outln!(
             "    … {} more{} (see --report or --html)",
             t.differences.len().saturating_sub(SHOWN_PER_TABLE),
             if t.differences_truncated {
@@ -141,13 +141,13 @@ fn print_table(t: &TableReport) {
         );
     }
     if t.rows_within_tolerance > 0 {
-        println!(
+        outln!(
             "    {} rows differ only in floats within the tolerance",
             t.rows_within_tolerance
         );
     }
     for n in &t.notes {
-        println!("    note: {n}");
+        outln!("    note: {n}");
     }
 }
 
@@ -161,7 +161,7 @@ fn print_summary(r: &ValidationReport) {
         .filter(|x| x.status == RuleStatus::Enforced)
         .count();
     if enforced > 0 {
-        println!("✓ {enforced} integrity rules are enforced by the target's constraints");
+        outln!("✓ {enforced} integrity rules are enforced by the target's constraints");
     }
     for rule in r.rules.iter().filter(|x| x.status != RuleStatus::Enforced) {
         let (mark, word) = match rule.status {
@@ -173,10 +173,10 @@ fn print_summary(r: &ValidationReport) {
             .detail
             .as_deref()
             .map_or(String::new(), |d| format!(": {d}"));
-        println!("{mark} rule {}: {word}{detail}", rule.name);
+        outln!("{mark} rule {}: {word}{detail}", rule.name);
     }
     for w in &r.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     let differing = r
         .tables
@@ -192,7 +192,7 @@ fn print_summary(r: &ValidationReport) {
             .iter()
             .filter(|x| x.status == RuleStatus::Error)
             .count();
-    println!(
+    outln!(
         "{} {}: {} tables, {differing} differ, {} differing rows listed, {} of {} rules failed, {errors} errors, in {:.1}s",
         mark(r.outcome),
         r.outcome.as_str(),

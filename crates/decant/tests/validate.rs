@@ -1826,3 +1826,43 @@ async fn customer_ids(db: &PgTestDb) -> Vec<i32> {
         .map(|r| r.get::<_, i32>(0))
         .collect()
 }
+
+#[tokio::test]
+async fn a_closed_standard_output_does_not_stop_the_report_or_change_the_exit_code() {
+    let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
+    src.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = plan(&w, &src.url, &dst.url, "");
+    run(&w, &p);
+    dst.client()
+        .await
+        .batch_execute("UPDATE t SET v = 'edited' WHERE id = 7")
+        .await
+        .unwrap();
+    // `decant validate plan.toml | head -0`: the reader is gone before the summary is printed.
+    let file = w.path().join("report.json");
+    let mut child = w
+        .command(&["validate", &p, "--report", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "differences found, as with an open output: {}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(diffs(&report, "public.t"), vec![d("changed", "7", &["v"])]);
+}
