@@ -341,14 +341,16 @@ async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
     let (src, dst) = (PgTestDb::create().await, PgTestDb::create().await);
     src.client()
         .await
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(8,2)); INSERT INTO t SELECT g, md5(g::text), g / 3.0 FROM generate_series(1, 5000) g;")
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(8,2)); INSERT INTO t SELECT g, md5(g::text), g / 3.0 FROM generate_series(1, 150000) g;")
         .await
         .unwrap();
     let w = Workdir::new();
+    // Chunks larger than the units `decant validate` digests in the databases (65,536 rows):
+    // inside the run, the run's own chunks and digests are used all the same.
     let plan = w.plan(
         &src.url,
         &dst.url,
-        "[load]\nchunk_rows = 1000\n[validate]\nmode = \"checksum\"\n",
+        "[load]\nchunk_rows = 75000\n[validate]\nmode = \"checksum\"\n",
     );
     let summary = w.path().join("s.json");
     assert_success(&w.decant(&[
@@ -373,17 +375,35 @@ async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let table = &report["tables"][0];
-    let chunks = table["chunks"].as_u64().unwrap();
-    assert!(chunks >= 5, "{table:#}");
+    assert_eq!(table["chunks"], 2, "{table:#}");
     let notes = table["notes"].to_string();
     assert!(
-        notes.contains(&format!(
-            "{chunks} of {chunks} chunks compared with the digests computed as the run loaded them"
-        )),
+        notes.contains("2 of 2 chunks compared with the digests computed as the run loaded them"),
         "{table:#}"
     );
-    assert_eq!(table["source_rows"], 5000);
-    assert_eq!(table["target_rows"], 5000);
+    assert_eq!(table["source_rows"], 150000);
+    assert_eq!(table["target_rows"], 150000);
+
+    // On its own, validation digests both sides in the databases, in units of at most 65,536
+    // rows.
+    let file = w.path().join("report.json");
+    assert_success(&w.decant(&[
+        "validate",
+        "-q",
+        plan.to_str().unwrap(),
+        "--report",
+        file.to_str().unwrap(),
+    ]));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let table = &report["tables"][0];
+    assert_eq!(table["chunks"], 3, "{table:#}");
+    assert!(
+        table["notes"].to_string().contains(
+            "3 of 3 chunks proven equal by digests computed in the databases (each column's extended hash)"
+        ),
+        "{table:#}"
+    );
 }
 
 #[tokio::test]

@@ -196,7 +196,15 @@ async fn validate_inner(
     for job in &job_plan.tables {
         let resolved = match catalog.tables.iter().find(|t| t.name == job.source) {
             Some(st) => {
-                table::resolve(job, st, &target_catalog, source.as_ref(), target.as_ref()).await
+                table::resolve(
+                    job,
+                    st,
+                    &target_catalog,
+                    source.as_ref(),
+                    target.as_ref(),
+                    opts.recorded.is_some(),
+                )
+                .await
             }
             None => Err(format!("{} vanished from the source's catalog", job.source)),
         };

@@ -356,6 +356,7 @@ pub(crate) async fn resolve(
     target_catalog: &Catalog,
     source: &dyn Source,
     target: &dyn Source,
+    run_recorded: bool,
 ) -> Result<TableCheck, String> {
     let target_table = find_table(target_catalog, &job.target.name).ok_or_else(|| {
         format!(
@@ -469,8 +470,9 @@ pub(crate) async fn resolve(
             .all(|(s, t)| same_type(&s.native_type, &t.native_type));
     // A chunk digested in place costs an aggregate query, a few milliseconds of fixed cost;
     // one that differs is aggregated again by key bucket. Smaller units make that second pass
-    // cheaper at no measurable cost to the first.
-    let chunk_rows = if in_place {
+    // cheaper at no measurable cost to the first. Inside `decant run`, whose load recorded the
+    // source's digests chunk by chunk, the run's chunks are kept: the source is not read again.
+    let chunk_rows = if in_place && !run_recorded {
         job.chunk_rows.min(IN_PLACE_UNIT_ROWS)
     } else {
         job.chunk_rows
