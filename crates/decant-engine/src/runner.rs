@@ -1361,6 +1361,9 @@ async fn execute(
             ));
         }
         let rows_filtered = rows_filtered + filtered_at_source;
+        if let Some(recorded) = &recorded {
+            recorded.filtered_at_source(&key, filtered_at_source);
+        }
         if let Some(tr) = target_rows.filter(|tr| *tr != rows_written) {
             problems.push(format!(
                 "{key}: target table holds {tr} rows, {rows_written} were written"

@@ -365,15 +365,7 @@ async fn a_checksum_validation_runs_inside_the_run_when_the_plan_asks() {
     assert_eq!(s["validation"], "checksum: match (1 tables)");
     // The source digests were taken as the chunks streamed to the target: the check read
     // only the target.
-    let db = rusqlite::Connection::open(w.state()).unwrap();
-    let report: String = db
-        .query_row(
-            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let report = w.last_validation_report();
     let table = &report["tables"][0];
     assert_eq!(table["chunks"], 2, "{table:#}");
     let notes = table["notes"].to_string();
@@ -438,15 +430,7 @@ async fn the_in_run_checksum_catches_a_row_the_target_changed_as_it_was_written(
         "{}",
         stderr(&out)
     );
-    let db = rusqlite::Connection::open(w.state()).unwrap();
-    let report: String = db
-        .query_row(
-            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let report = w.last_validation_report();
     let table = &report["tables"][0];
     assert!(
         table["notes"]

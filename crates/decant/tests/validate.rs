@@ -1223,15 +1223,7 @@ async fn transformed_tables_are_compared_after_their_transforms() {
     assert_success(&cmd.output().unwrap());
     // The run's own checksum validation took the source digests as the transformed rows
     // streamed to the target, and counted what its transforms left out.
-    let db = rusqlite::Connection::open(w.state()).unwrap();
-    let in_run: String = db
-        .query_row(
-            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let in_run: Value = serde_json::from_str(&in_run).unwrap();
+    let in_run = w.last_validation_report();
     assert_eq!(in_run["outcome"], "match", "{in_run:#}");
     let t = &in_run["tables"][0];
     assert!(
@@ -1538,19 +1530,6 @@ async fn values_a_hazard_policy_rewrote_in_the_engine_are_rewritten_on_the_sourc
     );
 }
 
-/// The report of the validation `decant run` ran itself (`validate.mode = "checksum"`).
-fn in_run_report(w: &Workdir) -> Value {
-    let db = rusqlite::Connection::open(w.state()).unwrap();
-    let text: String = db
-        .query_row(
-            "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 /// `(source_rows, target_rows, rows_filtered, rows_rejected)` of a table.
 fn counts(report: &Value, name: &str) -> (u64, u64, u64, u64) {
     let t = table(report, name);
@@ -1621,7 +1600,7 @@ expr = "lower(email)"
         let rejected = 300 - filtered - kept.len() as u64;
         let expected = (kept.len() as u64, kept.len() as u64, filtered, rejected);
         // The run's own validation compared the digests it took while loading.
-        let in_run = in_run_report(&w);
+        let in_run = w.last_validation_report();
         assert_eq!(in_run["outcome"], "match", "keep = {keep}: {in_run:#}");
         // (Its `rows_filtered` leaves out the rows the filter pushed into the source's query
         // never read, so it is not compared here.)
@@ -1735,7 +1714,7 @@ side = "source"
 "#,
     );
     run(&w, &p);
-    let in_run = in_run_report(&w);
+    let in_run = w.last_validation_report();
     assert_eq!(in_run["outcome"], "match", "{in_run:#}");
     assert_eq!(counts(&in_run, "public.accounts"), (193, 193, 0, 7));
 

@@ -314,6 +314,11 @@ fn take_recorded(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bool>> {
                 t.from_run_units += 1;
             }
         }
+        // The rows the pushed filter kept from the run's reads are counted per table, not per
+        // chunk: they belong to this report only when every unit is the run's.
+        if t.from_run_units == check.units.len() && !check.units.is_empty() {
+            t.filtered += recorded.source_filtered(&table);
+        }
     }
     from_run
 }

@@ -107,6 +107,9 @@ struct TableDigests {
     layout: Option<Arc<Layout>>,
     step: Option<i128>,
     chunks: HashMap<String, Recorded>,
+    /// Source rows the filter pushed into the run's chunk queries kept from being read: no
+    /// chunk's digest saw them, so no chunk counted them as filtered.
+    filtered_at_source: u64,
 }
 
 /// The digests of the chunks this process loaded, by target table and chunk id.
@@ -123,6 +126,7 @@ impl InRunDigests {
             layout: Layout::planned(job).map(Arc::new),
             step: chunk_step(chunks),
             chunks: HashMap::new(),
+            filtered_at_source: 0,
         };
         self.lock().insert(job.target.name.to_string(), digests);
     }
@@ -157,6 +161,19 @@ impl InRunDigests {
                 },
             );
         }
+    }
+
+    /// Records that the filter pushed into the source's queries left `rows` of `table`'s
+    /// source rows unread (the run's count proof counts them).
+    pub fn filtered_at_source(&self, table: &str, rows: u64) {
+        if let Some(t) = self.lock().get_mut(table) {
+            t.filtered_at_source = rows;
+        }
+    }
+
+    /// The rows of `table` that the pushed filter left unread, as the run counted them.
+    pub(crate) fn source_filtered(&self, table: &str) -> u64 {
+        self.lock().get(table).map_or(0, |t| t.filtered_at_source)
     }
 
     /// The recorded source digest of the unit `chunk` of `table`, when it was hashed in the

@@ -40,6 +40,20 @@ impl Workdir {
         self.path().join("state.db")
     }
 
+    /// The report of the newest validation in this dir's control store (`decant validate`, or
+    /// the one `decant run` ran itself with `validate.mode = "checksum"`).
+    pub fn last_validation_report(&self) -> serde_json::Value {
+        let db = rusqlite::Connection::open(self.state()).expect("open the control store");
+        let text: String = db
+            .query_row(
+                "SELECT report_json FROM validation_runs ORDER BY started_at DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a validation report");
+        serde_json::from_str(&text).expect("report JSON")
+    }
+
     /// Runs `decant ARGS` with this dir's control store; returns its output.
     pub fn decant(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run decant")
