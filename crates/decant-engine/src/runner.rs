@@ -1362,7 +1362,7 @@ async fn execute(
         }
         let rows_filtered = rows_filtered + filtered_at_source;
         if let Some(recorded) = &recorded {
-            recorded.filtered_at_source(&key, filtered_at_source);
+            recorded.set_filtered_at_source(&key, filtered_at_source);
         }
         if let Some(tr) = target_rows.filter(|tr| *tr != rows_written) {
             problems.push(format!(

@@ -317,7 +317,7 @@ fn take_recorded(ctx: &Ctx<'_>, tables: &mut [TableState]) -> Vec<Vec<bool>> {
         // The rows the pushed filter kept from the run's reads are counted per table, not per
         // chunk: they belong to this report only when every unit is the run's.
         if t.from_run_units == check.units.len() && !check.units.is_empty() {
-            t.filtered += recorded.source_filtered(&table);
+            t.filtered += recorded.filtered_at_source(&table);
         }
     }
     from_run

@@ -165,14 +165,14 @@ impl InRunDigests {
 
     /// Records that the filter pushed into the source's queries left `rows` of `table`'s
     /// source rows unread (the run's count proof counts them).
-    pub fn filtered_at_source(&self, table: &str, rows: u64) {
+    pub fn set_filtered_at_source(&self, table: &str, rows: u64) {
         if let Some(t) = self.lock().get_mut(table) {
             t.filtered_at_source = rows;
         }
     }
 
     /// The rows of `table` that the pushed filter left unread, as the run counted them.
-    pub(crate) fn source_filtered(&self, table: &str) -> u64 {
+    pub(crate) fn filtered_at_source(&self, table: &str) -> u64 {
         self.lock().get(table).map_or(0, |t| t.filtered_at_source)
     }
 
